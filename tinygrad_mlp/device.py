@@ -103,7 +103,7 @@ def device_of(array) -> str:
 
 def module_of(array):
     """numpy or cupy, whichever owns `array` (cheap: no device query)."""
-    return np if isinstance(array, np.ndarray) else _import_cupy()
+    return np if isinstance(array, (np.ndarray, np.generic)) else _import_cupy()
 
 
 def to_device(array, device: str):

@@ -1,0 +1,9 @@
+"""tinygrad_mlp: a small, fast, readable autodiff framework over NumPy (CPU) and CuPy (GPU)."""
+
+from . import functional, nn, optim
+from .gradcheck import GradcheckError, gradcheck
+from .tensor import Function, Tensor, no_grad
+
+__version__ = "0.1.0"
+__all__ = ["Tensor", "Function", "no_grad", "gradcheck", "GradcheckError", "nn", "optim",
+           "functional"]

@@ -1,0 +1,151 @@
+"""Modules: parameters found automatically, moved and saved as a whole (PyTorch's nn.Module shape)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import device as _dev
+from . import functional as F
+from .tensor import Tensor
+
+
+class Module:
+    """Base class. Tensors with ``requires_grad`` and sub-modules (also inside lists and tuples)
+    assigned as attributes are found automatically, in assignment order."""
+
+    def forward(self, *args):
+        raise NotImplementedError
+
+    def __call__(self, *args):
+        return self.forward(*args)
+
+    def named_parameters(self, prefix: str = ""):
+        for name, value in vars(self).items():
+            items = enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]
+            for index, item in items:
+                full = prefix + name + ("" if index is None else f".{index}")
+                if isinstance(item, Tensor) and item.requires_grad:
+                    yield full, item
+                elif isinstance(item, Module):
+                    yield from item.named_parameters(full + ".")
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, device):
+        """Move every parameter to `device` in place (optimizers keep their references)."""
+        device = _dev.canonical(device)
+        for p in self.parameters():
+            p.data, p.device, p.grad = _dev.to_device(p.data, device), device, None
+        return self
+
+    def state_dict(self) -> dict:
+        """Parameter name -> host NumPy array (a copy)."""
+        return {name: np.array(p.numpy()) for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict):
+        """Copy arrays (or Tensors) into the parameters; keys and shapes must match exactly."""
+        params = dict(self.named_parameters())
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if missing or unexpected:
+            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        for name, p in params.items():
+            value = state[name].numpy() if isinstance(state[name], Tensor) else state[name]
+            if tuple(np.shape(value)) != p.shape:
+                raise ValueError(f"load_state_dict: {name} has shape {np.shape(value)} in the "
+                                 f"state dict but {p.shape} in the model")
+            p.data[...] = _dev.to_device(np.asarray(value, dtype=p.dtype), p.device)
+        return self
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Linear(Module):
+    """``y = x @ weight + bias`` with ``weight`` of shape (in_features, out_features).
+
+    The weight is stored input-major (transposed from PyTorch's (out, in)) so the forward GEMM
+    needs no transpose. Init: with ``init_scale=None``, PyTorch's default U(-1/sqrt(in), 1/sqrt(in))
+    for weight and bias; with ``init_scale=s``, weight U(-s, s) and a zero bias (the reference
+    runs use s = 0.01). Draws come from ``Tensor.manual_seed``'s generator.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, *, init_scale=None, device="cpu",
+                 relu=False, fused=None):
+        self.in_features, self.out_features, self.relu, self.fused = (
+            in_features, out_features, relu, fused)
+        bound = 1 / math.sqrt(in_features) if init_scale is None else init_scale
+        self.weight = Tensor.uniform(in_features, out_features, low=-bound, high=bound,
+                                     device=device, requires_grad=True)
+        self.bias = None
+        if bias:
+            self.bias = (Tensor.zeros(out_features, device=device, requires_grad=True)
+                         if init_scale is not None else
+                         Tensor.uniform(out_features, low=-bound, high=bound, device=device,
+                                        requires_grad=True))
+
+    def forward(self, x):
+        if self.relu:
+            return F.linear_relu(x, self.weight, self.bias, fused=self.fused)
+        return F.linear(x, self.weight, self.bias, fused=self.fused)
+
+    def __repr__(self):
+        act = ", relu=True" if self.relu else ""
+        return (f"Linear(in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}{act})")
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return x.relu()
+
+    def __repr__(self):
+        return "ReLU()"
+
+
+class Sequential(Module):
+    def __init__(self, *layers):
+        self.layers = list(layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"{type(self).__name__}({inner}\n)"
+
+
+class MLP(Sequential):
+    """A ReLU MLP: ``MLP([784, 512, 512, 10])`` is Linear+ReLU, Linear+ReLU, Linear.
+
+    Hidden layers run the fused linear+ReLU op; the last layer returns logits. Keyword arguments
+    (``init_scale``, ``device``, ``fused``) go to every :class:`Linear`.
+    """
+
+    def __init__(self, sizes, *, init_scale=None, device="cpu", fused=None):
+        sizes = list(sizes)
+        if len(sizes) < 2 or any(int(n) != n or n < 1 for n in sizes):
+            raise ValueError(f"MLP sizes must be at least two positive integers, got {sizes}")
+        self.sizes = sizes
+        last = len(sizes) - 2
+        super().__init__(*[Linear(n_in, n_out, init_scale=init_scale, device=device,
+                                  relu=i < last, fused=fused)
+                           for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]))])
+
+    def __repr__(self):
+        return f"MLP({self.sizes})"

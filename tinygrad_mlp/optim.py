@@ -1,0 +1,135 @@
+"""Optimizers with PyTorch's update formulas, updating parameters in place."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import device as _dev
+from . import fused as _fused
+from .functional import use_fused
+
+
+class Optimizer:
+    def __init__(self, params, lr):
+        self.params = [p for p in params]
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not p.requires_grad:
+                raise ValueError(f"{type(self).__name__}: parameter {i} does not require grad")
+        self.lr = lr
+        self.step_count = 0
+
+    @property
+    def lr(self):
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        _check(f"{type(self).__name__}: learning rate", value, low=0.0)
+        self._lr = float(value)
+
+    def zero_grad(self):
+        """Drop the gradients (PyTorch's default ``set_to_none=True``)."""
+        for p in self.params:
+            p.grad = None
+
+    def _buffers(self) -> dict[str, list]:
+        return {}
+
+    def state_dict(self) -> dict:
+        """Flat name -> NumPy array dict (saves with ``np.savez``, loads without pickle)."""
+        state = {"lr": np.array(self.lr), "step": np.array(self.step_count)}
+        for name, arrays in self._buffers().items():
+            state.update({f"{name}.{i}": _dev.to_device(a, "cpu") for i, a in enumerate(arrays)})
+        return state
+
+    def load_state_dict(self, state: dict):
+        self.lr, self.step_count = float(state["lr"]), int(state["step"])
+        for name, arrays in self._buffers().items():
+            for i, a in enumerate(arrays):
+                key = f"{name}.{i}"
+                if key not in state or np.shape(state[key]) != a.shape:
+                    raise ValueError(f"optimizer state {key!r} is missing or has the wrong shape "
+                                     f"(expected {a.shape})")
+                a[...] = _dev.to_device(np.asarray(state[key], a.dtype), _dev.device_of(a))
+        return self
+
+
+def _check(what, value, low=0.0, high=None):
+    if not isinstance(value, (int, float, np.floating, np.integer)) or not (
+            low <= value and (high is None or value < high)):
+        bound = f"in [{low}, {high})" if high is not None else f">= {low}"
+        raise ValueError(f"{what} must be a number {bound}, got {value!r}")
+
+
+class SGD(Optimizer):
+    """SGD as ``torch.optim.SGD`` (dampening 0): ``g = grad + wd * p``; with momentum
+    ``buf = momentum * buf + g`` and ``g = g + momentum * buf`` (nesterov) or ``g = buf``;
+    ``p -= lr * g``. One fused kernel per parameter (``fused=False``: array ops)."""
+
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0, *, fused=None):
+        super().__init__(params, lr)
+        _check("SGD: momentum", momentum)
+        _check("SGD: weight_decay", weight_decay)
+        if nesterov and momentum <= 0:
+            raise ValueError("SGD: nesterov momentum needs momentum > 0")
+        self.momentum, self.nesterov, self.weight_decay = float(momentum), nesterov, weight_decay
+        self.fused = use_fused(fused)
+        # Zeros equal PyTorch's first-step buf = g, since dampening is 0.
+        self.momentum_buffers = ([_dev.module_of(p.data).zeros_like(p.data) for p in self.params]
+                                 if momentum else [None] * len(self.params))
+
+    def _buffers(self):
+        return {"momentum_buffer": self.momentum_buffers} if self.momentum else {}
+
+    def step(self):
+        self.step_count += 1
+        for p, buf in zip(self.params, self.momentum_buffers):
+            if p.grad is None:
+                continue
+            if self.fused:
+                _fused.sgd_step(p.data, p.grad.data, self.lr, momentum=self.momentum, buf=buf,
+                                nesterov=self.nesterov, weight_decay=self.weight_decay)
+                continue
+            g = p.grad.data + self.weight_decay * p.data if self.weight_decay else p.grad.data
+            if self.momentum:
+                buf *= self.momentum
+                buf += g
+                g = g + self.momentum * buf if self.nesterov else buf
+            p.data -= p.dtype.type(self.lr) * g
+
+
+class Adam(Optimizer):
+    """Adam as ``torch.optim.Adam`` (L2 ``weight_decay`` added to the gradient, no amsgrad)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        _check("Adam: beta1", betas[0], high=1.0)
+        _check("Adam: beta2", betas[1], high=1.0)
+        _check("Adam: eps", eps)
+        _check("Adam: weight_decay", weight_decay)
+        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        self.exp_avg = [_dev.module_of(p.data).zeros_like(p.data) for p in self.params]
+        self.exp_avg_sq = [_dev.module_of(p.data).zeros_like(p.data) for p in self.params]
+
+    def _buffers(self):
+        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
+
+    def step(self):
+        self.step_count += 1
+        beta1, beta2 = self.betas
+        bias1 = 1 - beta1 ** self.step_count
+        bias2_sqrt = (1 - beta2 ** self.step_count) ** 0.5
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            if p.grad is None:
+                continue
+            xp, cast = _dev.module_of(p.data), p.dtype.type
+            g = p.grad.data + cast(self.weight_decay) * p.data if self.weight_decay else p.grad.data
+            m *= cast(beta1)
+            m += cast(1 - beta1) * g
+            v *= cast(beta2)
+            v += cast(1 - beta2) * g * g
+            # The order of PyTorch's _single_tensor_adam: denom = sqrt(v) / sqrt(bc2) + eps.
+            denom = xp.sqrt(v) / cast(bias2_sqrt) + cast(self.eps)
+            p.data -= cast(self.lr / bias1) * m / denom

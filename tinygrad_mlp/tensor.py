@@ -1,0 +1,545 @@
+"""Tensor, Function/ctx and reverse-mode autodiff over NumPy (CPU) or CuPy (GPU) arrays.
+
+A short list of primitives (unary, binary, reduce, movement, matmul) carries hand-written gradients;
+everything else (mean, softmax, flatten, reflected operators) is composed once from them on Tensor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from . import device as _dev
+
+_grad_enabled = True
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Context manager (and decorator): operations inside record no graph."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev, _grad_enabled = _grad_enabled, False
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` over the axes that broadcasting added or stretched, back to `shape`."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1
+    )
+    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+class Function:
+    """One op: the instance is the context that `forward` fills and `backward` reads.
+
+    `forward(*arrays, **params)` returns an array; `backward(grad)` returns one gradient array (or
+    None) per Tensor input. `self.needs_input_grad[i]` says whether input i wants a gradient.
+    """
+
+    def __init__(self, *parents: Tensor):
+        self.parents = parents
+        self.needs_input_grad = tuple(p.requires_grad for p in parents)
+        self.saved_tensors = ()
+
+    def save_for_backward(self, *arrays):
+        self.saved_tensors = arrays
+
+    def forward(self, *arrays, **params):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *tensors: Tensor, **params) -> Tensor:
+        device = tensors[0].device
+        for t in tensors[1:]:
+            if t.device != device:
+                raise RuntimeError(
+                    f"{cls.__name__}: tensors are on different devices: {device} and {t.device}"
+                )
+        ctx = cls(*tensors)
+        data = ctx.forward(*[t.data for t in tensors], **params)
+        if isinstance(data, np.generic):  # NumPy reductions return scalars; keep 0-d arrays
+            data = np.asarray(data)
+        out = Tensor._wrap(data, device)
+        if _grad_enabled and any(ctx.needs_input_grad):
+            out.requires_grad, out._ctx, out.is_leaf = True, ctx, False
+        return out
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode autodiff.
+
+    `data` may be a NumPy or CuPy array, a Tensor, a Python scalar or nested list. Float data
+    becomes float32 unless `dtype` is given; integer data keeps an integer dtype. `device` is
+    "cpu", "gpu", "cuda" or "cuda:N"; by default the device the data already lives on.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "device", "is_leaf", "_ctx", "__weakref__")
+    _rng = np.random.default_rng()
+
+    def __init__(self, data, requires_grad=False, device=None, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if device is None:
+            device = _dev.device_of(data) if not isinstance(data, (list, tuple, int, float)) else "cpu"
+        self.device = _dev.canonical(device)
+        data = _dev.to_device(data, self.device)
+        if dtype is not None:
+            data = data.astype(dtype, copy=False)
+        elif data.dtype.kind == "f" and data.dtype != np.float32:
+            data = data.astype(np.float32)
+        if requires_grad and data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients, not {data.dtype}")
+        self.data, self.grad, self.requires_grad = data, None, requires_grad
+        self.is_leaf, self._ctx = True, None
+
+    @classmethod
+    def _wrap(cls, array, device, requires_grad=False):
+        """Wrap an array already on `device` (canonical name) without checks or copies."""
+        t = object.__new__(cls)
+        t.data, t.grad, t.requires_grad, t.device = array, None, requires_grad, device
+        t.is_leaf, t._ctx = True, None
+        return t
+
+    # ---- construction -------------------------------------------------------------------
+    @staticmethod
+    def manual_seed(seed: int):
+        """Seed the generator behind Tensor.uniform/randn (drawn on the host, so CPU and GPU
+        runs with one seed start from the same numbers)."""
+        Tensor._rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def _shape(shape):
+        return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+    @classmethod
+    def zeros(cls, *shape, device="cpu", dtype=np.float32, requires_grad=False):
+        return cls(np.zeros(cls._shape(shape), dtype), requires_grad, device)
+
+    @classmethod
+    def ones(cls, *shape, device="cpu", dtype=np.float32, requires_grad=False):
+        return cls(np.ones(cls._shape(shape), dtype), requires_grad, device)
+
+    @classmethod
+    def uniform(cls, *shape, low=-1.0, high=1.0, device="cpu", dtype=np.float32,
+                requires_grad=False):
+        data = cls._rng.uniform(low, high, cls._shape(shape)).astype(dtype)
+        return cls(data, requires_grad, device)
+
+    @classmethod
+    def randn(cls, *shape, device="cpu", dtype=np.float32, requires_grad=False):
+        data = cls._rng.standard_normal(cls._shape(shape)).astype(dtype)
+        return cls(data, requires_grad, device)
+
+    # ---- properties and conversion ------------------------------------------------------
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def numpy(self) -> np.ndarray:
+        """A host NumPy array (a copy from the GPU; the array itself on the CPU)."""
+        return _dev.to_device(self.data, "cpu")
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def to(self, device) -> Tensor:
+        """This tensor on `device`: itself if already there, else a copy that keeps requires_grad
+        as a new leaf."""
+        device = _dev.canonical(device)
+        if device == self.device:
+            return self
+        return Tensor(_dev.to_device(self.data, device), self.requires_grad, device)
+
+    def detach(self) -> Tensor:
+        return Tensor._wrap(self.data, self.device)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(", threshold=20)
+        return f"Tensor({body}, device={self.device!r}, dtype={self.dtype}{grad})"
+
+    def __len__(self):
+        return len(self.data)
+
+    # ---- autodiff -----------------------------------------------------------------------
+    def _toposort(self):
+        # Iterative post-order DFS: deep graphs (thousands of ops) must not hit the recursion limit.
+        order, seen, stack = [], set(), [(self, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                order.append(node)
+            elif id(node) not in seen:
+                seen.add(id(node))
+                stack.append((node, True))
+                if node._ctx is not None:
+                    stack.extend((p, False) for p in node._ctx.parents if p.requires_grad)
+        return reversed(order)
+
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad`, like PyTorch.
+
+        `grad` defaults to 1 for a one-element tensor. The graph is freed afterwards unless
+        `retain_graph` is True.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad")
+        if not self.is_leaf and self._ctx is None:
+            raise RuntimeError("backward() through a graph that was already freed; "
+                               "pass retain_graph=True to the first backward() to keep it")
+        xp = _dev.module_of(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"grad can be implicit only for one-element outputs, "
+                                   f"not shape {self.shape}")
+            grad = xp.ones(self.shape, self.dtype)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else grad
+            grad = xp.array(grad, dtype=self.dtype)  # a copy: the caller keeps its array
+            if grad.shape != self.shape:
+                raise ValueError(f"backward: grad shape {grad.shape} != tensor shape {self.shape}")
+        grads = {id(self): grad}
+        for node in self._toposort():
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node._ctx is None:
+                node.grad = Tensor._wrap(g if node.grad is None else node.grad.data + g,
+                                         node.device)
+                continue
+            ctx = node._ctx
+            parent_grads = ctx.backward(g)
+            if not isinstance(parent_grads, tuple):
+                parent_grads = (parent_grads,)
+            for parent, pg in zip(ctx.parents, parent_grads):
+                if pg is None or not parent.requires_grad:
+                    continue
+                if pg.shape != parent.shape:
+                    raise RuntimeError(f"{type(ctx).__name__}.backward gave a gradient of shape "
+                                       f"{pg.shape} for an input of shape {parent.shape}")
+                prev = grads.get(id(parent))
+                grads[id(parent)] = pg if prev is None else prev + pg
+            if not retain_graph:
+                node._ctx = None  # free the saved arrays as soon as they are used
+
+    # ---- binary ops (with broadcasting, scalars and reflected forms) --------------------
+    def _other(self, x) -> Tensor:
+        if isinstance(x, Tensor):
+            return x
+        if isinstance(x, (int, float, bool)) or np.ndim(x) == 0:
+            xp = _dev.module_of(self.data)
+            return Tensor._wrap(xp.asarray(x, dtype=self.dtype), self.device)
+        return Tensor(x, device=self.device, dtype=self.dtype)
+
+    def _binary(self, fn, other, reflected=False):
+        other = self._other(other)
+        a, b = (other, self) if reflected else (self, other)
+        if a.shape != b.shape:
+            try:
+                np.broadcast_shapes(a.shape, b.shape)
+            except ValueError:
+                raise ValueError(f"{fn.__name__}: shapes {a.shape} and {b.shape} do not "
+                                 "broadcast") from None
+        return fn.apply(a, b)
+
+    def __add__(self, x): return self._binary(Add, x)
+    def __radd__(self, x): return self._binary(Add, x, True)
+    def __sub__(self, x): return self._binary(Sub, x)
+    def __rsub__(self, x): return self._binary(Sub, x, True)
+    def __mul__(self, x): return self._binary(Mul, x)
+    def __rmul__(self, x): return self._binary(Mul, x, True)
+    def __truediv__(self, x): return self._binary(Div, x)
+    def __rtruediv__(self, x): return self._binary(Div, x, True)
+    def __neg__(self): return self * -1.0
+
+    def __pow__(self, exponent):
+        if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
+            raise TypeError("** supports a scalar exponent only")
+        return Pow.apply(self, exponent=float(exponent))
+
+    def __matmul__(self, other):
+        other = self._other(other)
+        if self.ndim == 0 or other.ndim == 0 or self.shape[-1] != other.shape[-2 if other.ndim > 1
+                                                                               else 0]:
+            raise ValueError(f"matmul: shapes {self.shape} and {other.shape} do not align")
+        return MatMul.apply(self, other)
+
+    def __rmatmul__(self, other):
+        return self._other(other).__matmul__(self)
+
+    # ---- unary ops ----------------------------------------------------------------------
+    def exp(self): return Exp.apply(self)
+    def log(self): return Log.apply(self)
+    def relu(self): return ReLU.apply(self)
+    def sigmoid(self): return Sigmoid.apply(self)
+    def tanh(self): return Tanh.apply(self)
+
+    # ---- reductions ---------------------------------------------------------------------
+    def _axes(self, axis):
+        if axis is None:
+            return tuple(range(self.ndim))
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        for a in axes:
+            if not -self.ndim <= a < max(self.ndim, 1):
+                raise ValueError(f"axis {a} is out of range for shape {self.shape}")
+        return tuple(a % max(self.ndim, 1) for a in axes)
+
+    def sum(self, axis=None, keepdims=False):
+        return Sum.apply(self, axis=self._axes(axis), keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return Max.apply(self, axis=self._axes(axis), keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        axes = self._axes(axis)
+        count = int(np.prod([self.shape[a] for a in axes])) if self.ndim else 1
+        return self.sum(axes, keepdims) * (1.0 / count)
+
+    # ---- movement -----------------------------------------------------------------------
+    def reshape(self, *shape):
+        shape = Tensor._shape(shape)
+        try:
+            new_shape = np.empty(self.shape, dtype=[]).reshape(shape).shape
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape {self.shape} into {shape}") from None
+        return Reshape.apply(self, shape=new_shape)
+
+    def flatten(self, start_dim=0):
+        return self.reshape(*self.shape[:start_dim], -1)
+
+    def transpose(self, *axes):
+        axes = Tensor._shape(axes) or tuple(reversed(range(self.ndim)))
+        if sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
+            raise ValueError(f"transpose: axes {axes} do not fit shape {self.shape}")
+        return Transpose.apply(self, axes=tuple(axes))
+
+    def __getitem__(self, index):
+        parts = index if isinstance(index, tuple) else (index,)
+        if not all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts):
+            raise TypeError(f"only basic indexing (ints, slices, None, ...) is supported, "
+                            f"got {index!r}")
+        return Slice.apply(self, index=index)
+
+    # ---- composites ---------------------------------------------------------------------
+    def softmax(self, axis=-1):
+        e = (self - self.max(axis, keepdims=True).detach()).exp()
+        return e / e.sum(axis, keepdims=True)
+
+    def log_softmax(self, axis=-1):
+        # Shift by the (constant) row max so exp never overflows; the shift cancels exactly.
+        shifted = self - self.max(axis, keepdims=True).detach()
+        return shifted - shifted.exp().sum(axis, keepdims=True).log()
+
+
+# ---- primitives -------------------------------------------------------------------------
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, g):
+        return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, g):
+        return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1])
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a * b
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        return (unbroadcast(g * b, a.shape) if self.needs_input_grad[0] else None,
+                unbroadcast(g * a, b.shape) if self.needs_input_grad[1] else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a / b
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        return (unbroadcast(g / b, a.shape) if self.needs_input_grad[0] else None,
+                unbroadcast(-g * a / (b * b), b.shape) if self.needs_input_grad[1] else None)
+
+
+class Pow(Function):
+    def forward(self, a, exponent):
+        self.save_for_backward(a)
+        self.exponent = exponent
+        return a ** a.dtype.type(exponent)
+
+    def backward(self, g):
+        (a,) = self.saved_tensors
+        e = a.dtype.type(self.exponent)
+        return g * e * a ** (e - 1)
+
+
+class Exp(Function):
+    def forward(self, a):
+        out = _dev.module_of(a).exp(a)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        return g * self.saved_tensors[0]
+
+
+class Log(Function):
+    def forward(self, a):
+        self.save_for_backward(a)
+        return _dev.module_of(a).log(a)
+
+    def backward(self, g):
+        return g / self.saved_tensors[0]
+
+
+class ReLU(Function):
+    def forward(self, a):
+        out = _dev.module_of(a).maximum(a, 0)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        # Mask with the output (Chainer): gradient 0 at exactly x = 0, as in PyTorch.
+        return g * (self.saved_tensors[0] > 0)
+
+
+class Sigmoid(Function):
+    def forward(self, a):
+        xp = _dev.module_of(a)
+        # exp of -|a| never overflows; pick the algebraically equal form for each sign.
+        e = xp.exp(-xp.abs(a))
+        out = xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        s = self.saved_tensors[0]
+        return g * s * (1 - s)
+
+
+class Tanh(Function):
+    def forward(self, a):
+        out = _dev.module_of(a).tanh(a)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        t = self.saved_tensors[0]
+        return g * (1 - t * t)
+
+
+class Sum(Function):
+    def forward(self, a, axis, keepdims):
+        self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
+        return a.sum(axis=axis, keepdims=keepdims)
+
+    def backward(self, g):
+        if not self.keepdims:
+            g = g.reshape([1 if i in self.axis else n for i, n in enumerate(self.shape)])
+        return _dev.module_of(g).broadcast_to(g, self.shape).copy()
+
+
+class Max(Function):
+    def forward(self, a, axis, keepdims):
+        self.axis, self.keepdims = axis, keepdims
+        out = a.max(axis=axis, keepdims=True)
+        self.save_for_backward(a, out)
+        return out if keepdims else out.reshape([n for i, n in enumerate(out.shape)
+                                                 if i not in axis])
+
+    def backward(self, g):
+        a, out = self.saved_tensors
+        # Ties share the gradient equally (like torch.amax), so the sum stays exact.
+        mask = (a == out).astype(a.dtype)
+        mask /= mask.sum(axis=self.axis, keepdims=True)
+        return mask * g.reshape(out.shape)
+
+
+class Reshape(Function):
+    def forward(self, a, shape):
+        self.in_shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, g):
+        return g.reshape(self.in_shape)
+
+
+class Transpose(Function):
+    def forward(self, a, axes):
+        self.axes = axes
+        return a.transpose(axes)
+
+    def backward(self, g):
+        return g.transpose(np.argsort(self.axes))
+
+
+class Slice(Function):
+    def forward(self, a, index):
+        self.shape, self.dtype, self.index = a.shape, a.dtype, index
+        return a[index]
+
+    def backward(self, g):
+        out = _dev.module_of(g).zeros(self.shape, self.dtype)
+        out[self.index] = g
+        return out
+
+
+class MatMul(Function):
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a @ b
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        # Treat 1-D operands as a row (left) or a column (right), as matmul does.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        xp = _dev.module_of(g)
+        g2 = xp.expand_dims(g, -1) if b.ndim == 1 else g
+        g2 = xp.expand_dims(g2, -2) if a.ndim == 1 else g2
+        da = db = None
+        if self.needs_input_grad[0]:
+            da = unbroadcast(g2 @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+        if self.needs_input_grad[1]:
+            db = unbroadcast(a2.swapaxes(-1, -2) @ g2, b2.shape).reshape(b.shape)
+        return da, db

@@ -1,0 +1,135 @@
+"""The trainer CLI: log format, flags, checkpoints and resume, NaN stop, a real 3-epoch run."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from tinygrad_mlp import data, train
+
+LINE = re.compile(r"^loss: \d+\.\d{4} / \d+\.\d{4}\taccuracy: \d\.\d{4} / \d\.\d{4}\t"
+                  r"step (\d+)  \d+\.\d{2} sec$")
+
+
+@pytest.fixture
+def small_mnist(monkeypatch):
+    """A small learnable stand-in for MNIST (class = brightest of 10 pixel blocks)."""
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        x = rng.integers(0, 60, (n, 784)).astype(np.uint8)
+        for c in range(10):
+            x[y == c, c * 78:(c + 1) * 78] += 150
+        return x, y
+
+    (xtr, ytr), (xte, yte) = make(600), make(200)
+    fake = data.MNIST(xtr, ytr, xte, yte, "test fixture")
+    monkeypatch.setattr(data, "load_mnist", lambda *a, **k: fake)
+    return fake
+
+
+def run(capsys, *argv):
+    code = train.main(["--quiet", *argv])
+    out = capsys.readouterr()
+    return code, out.out.splitlines(), out.err
+
+
+def test_log_lines_match_reference_format(small_mnist, capsys):
+    code, lines, _ = run(capsys, "--epochs", "3", "--batch-size", "64")
+    assert code == 0
+    assert [int(LINE.match(line).group(1)) for line in lines] == [1, 2, 3]
+
+
+def test_reference_format_string():
+    line = train.LOG_FORMAT.format(0.6773, 0.3326, 0.8974, 0.8973, 1, 88.5)
+    assert line == "loss: 0.6773 / 0.3326\taccuracy: 0.8974 / 0.8973\tstep 1  88.50 sec"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "0"], "--lr: 0 must be > 0"),
+    (["--lr", "-1"], "--lr: -1 must be > 0"),
+    (["--batch-size", "0"], "--batch-size: 0 must be >= 1"),
+    (["--epochs", "x"], "--epochs: 'x' is not an integer"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
+    (["--hidden", "0"], "--hidden: 0 must be >= 1"),
+    (["--resume", "no-such-file.npz"], "no such file"),
+])
+def test_invalid_flags_exit_2_with_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_gpu_flag_without_gpu_is_a_clear_error(capsys, monkeypatch):
+    from tinygrad_mlp import device
+
+    monkeypatch.setattr(device, "_cupy", None)
+    monkeypatch.setattr(device, "_cupy_error", ImportError("No module named 'cupy'"))
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--device", "gpu"])
+    assert exit_info.value.code == 2
+    assert "needs CuPy" in capsys.readouterr().err
+
+
+def test_checkpoint_resume_equals_uninterrupted_run(small_mnist, capsys, tmp_path):
+    common = ["--batch-size", "50", "--shuffle", "--momentum", "0.9", "--lr", "0.1"]
+    _, full, _ = run(capsys, *common, "--epochs", "3", "--save", str(tmp_path / "full.npz"))
+    ckpt = tmp_path / "ckpt.npz"
+    _, first, _ = run(capsys, *common, "--epochs", "2", "--save", str(ckpt))
+    resumed = tmp_path / "resumed.npz"
+    code, rest, _ = run(capsys, *common, "--epochs", "3", "--resume", str(ckpt),
+                        "--save", str(resumed))
+    assert code == 0
+    strip = [line.rsplit("\t", 1)[0] for line in full]  # all but the seconds
+    assert [line.rsplit("\t", 1)[0] for line in first + rest] == strip
+    with np.load(tmp_path / "full.npz", allow_pickle=False) as a, np.load(resumed) as b:
+        for key in a.files:
+            if key != "meta":
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
+
+
+def test_checkpoint_of_other_architecture_is_rejected(small_mnist, capsys, tmp_path):
+    ckpt = tmp_path / "c.npz"
+    run(capsys, "--epochs", "1", "--hidden", "32", "--save", str(ckpt))
+    code, _, err = run(capsys, "--epochs", "2", "--hidden", "64", "--resume", str(ckpt))
+    assert code == 1 and "saved with sizes=[784, 32, 10]" in err and "[784, 64, 10]" in err
+    (tmp_path / "junk.npz").write_bytes(b"not a checkpoint")
+    code, _, err = run(capsys, "--epochs", "2", "--resume", str(tmp_path / "junk.npz"))
+    assert code == 1 and "cannot read checkpoint" in err
+
+
+def test_nan_loss_stops_naming_epoch_and_step(small_mnist, capsys):
+    code, lines, err = run(capsys, "--epochs", "3", "--lr", "1e30", "--init-scale", "1")
+    assert code == 3
+    assert re.search(r"diverged in epoch 1: loss became (nan|inf) at step \d+", err)
+    assert lines == []
+
+
+def test_metrics_json_and_plot(small_mnist, capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    metrics, png = tmp_path / "m.json", tmp_path / "curve.png"
+    code, _, _ = run(capsys, "--epochs", "2", "--metrics-json", str(metrics), "--plot", str(png))
+    assert code == 0
+    record = json.loads(metrics.read_text())
+    assert [e["epoch"] for e in record["epochs"]] == [1, 2]
+    assert record["config"]["sizes"] == [784, 512, 512, 10] and "numpy" in record["versions"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_reference_curves_ship_with_the_package():
+    curves = train.reference_curves()
+    assert set(curves) == {"keras_cpu", "tensorflow_gpu", "neural_networks_cpu"}
+    assert all(len(rows) == 30 for rows in curves.values())
+
+
+@pytest.mark.slow
+def test_three_epochs_on_real_mnist_reach_reference_band(capsys):
+    code, lines, _ = run(capsys, "--epochs", "3")
+    assert code == 0 and len(lines) == 3
+    test_acc = float(LINE.match(lines[-1]).group(0).split("accuracy: ")[1].split(" / ")[1][:6])
+    assert test_acc >= 0.96, lines

@@ -29,7 +29,7 @@ def test_gradcheck_example(tmp_path):
 
 @pytest.mark.slow
 def test_train_then_predict_examples(tmp_path):
-    out = run_example("train_mlp.py", "--epochs", "1", "--limit", "6000", "--out", "m.npz",
+    out = run_example("train_mlp.py", "--epochs", "1", "--limit", "20000", "--out", "m.npz",
                       cwd=tmp_path)
     accuracy = float(out.split("test accuracy ")[1].split()[0])
     assert accuracy > 0.8, out

@@ -119,6 +119,19 @@ def to_device(array, device: str):
         return cupy.asarray(array)
 
 
+capturing = False  # set by jit while a CUDA graph is being recorded
+
+
+def matmul(a, b):
+    """``a @ b``; while a CUDA graph is being captured, 2-D GPU GEMMs go through our own cuBLAS
+    handle, since CuPy refuses cuBLAS calls during capture."""
+    if capturing and a.ndim == 2 and b.ndim == 2 and not isinstance(a, np.ndarray):
+        from . import cublas
+
+        return cublas.matmul(a, b)
+    return a @ b
+
+
 def synchronize(device: str) -> None:
     """Wait for queued GPU work on `device` (no-op on the CPU)."""
     if is_gpu(device):

@@ -27,14 +27,14 @@ def use_fused(fused: bool | None = None) -> bool:
 
 def _linear_grads(ctx: Function, x, w, dy):
     need_x, need_w, need_b = (ctx.needs_input_grad + (False,))[:3]
-    return (dy @ w.T if need_x else None,
-            x.T @ dy if need_w else None,
+    return (_dev.matmul(dy, w.T) if need_x else None,
+            _dev.matmul(x.T, dy) if need_w else None,
             dy.sum(axis=0) if need_b else None)
 
 
 class _Linear(Function):
     def forward(self, x, w, b):
-        y = x @ w
+        y = _dev.matmul(x, w)
         y += b
         self.save_for_backward(x, w)
         return y
@@ -46,7 +46,7 @@ class _Linear(Function):
 class _LinearReLU(Function):
     def forward(self, x, w, b):
         # The GEMM stays in BLAS/cuBLAS; one fused pass adds the bias and applies ReLU in place.
-        y = _fused.bias_relu(x @ w, b)
+        y = _fused.bias_relu(_dev.matmul(x, w), b)
         self.save_for_backward(x, w, y)
         return y
 

@@ -28,6 +28,20 @@ class Optimizer:
     def lr(self, value):
         _check(f"{type(self).__name__}: learning rate", value, low=0.0)
         self._lr = float(value)
+        for array in getattr(self, "_lr_arrays", {}).values():
+            array.fill(self._lr)  # in place: a captured step graph reads the new value
+
+    def _lr_for(self, p):
+        """The lr for parameter `p`: a float on the CPU, a 0-d array in device memory on the GPU
+        (one per device and dtype, updated in place, so CUDA-graph replays see changes)."""
+        if p.device == "cpu":
+            return self._lr
+        if not hasattr(self, "_lr_arrays"):
+            self._lr_arrays = {}
+        key = (p.device, p.dtype)
+        if key not in self._lr_arrays:
+            self._lr_arrays[key] = _dev.module_of(p.data).full((), self._lr, dtype=p.dtype)
+        return self._lr_arrays[key]
 
     def zero_grad(self):
         """Drop the gradients (PyTorch's default ``set_to_none=True``)."""
@@ -89,7 +103,7 @@ class SGD(Optimizer):
             if p.grad is None:
                 continue
             if self.fused:
-                _fused.sgd_step(p.data, p.grad.data, self.lr, momentum=self.momentum, buf=buf,
+                _fused.sgd_step(p.data, p.grad.data, self._lr_for(p), momentum=self.momentum, buf=buf,
                                 nesterov=self.nesterov, weight_decay=self.weight_decay)
                 continue
             g = p.grad.data + self.weight_decay * p.data if self.weight_decay else p.grad.data

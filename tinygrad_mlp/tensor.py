@@ -527,7 +527,7 @@ class Slice(Function):
 class MatMul(Function):
     def forward(self, a, b):
         self.save_for_backward(a, b)
-        return a @ b
+        return _dev.matmul(a, b)
 
     def backward(self, g):
         a, b = self.saved_tensors
@@ -539,7 +539,7 @@ class MatMul(Function):
         g2 = xp.expand_dims(g2, -2) if a.ndim == 1 else g2
         da = db = None
         if self.needs_input_grad[0]:
-            da = unbroadcast(g2 @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+            da = unbroadcast(_dev.matmul(g2, b2.swapaxes(-1, -2)), a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:
-            db = unbroadcast(a2.swapaxes(-1, -2) @ g2, b2.shape).reshape(b.shape)
+            db = unbroadcast(_dev.matmul(a2.swapaxes(-1, -2), g2), b2.shape).reshape(b.shape)
         return da, db

@@ -23,7 +23,7 @@ import numpy as np
 from . import __version__, data, nn, optim
 from . import device as _dev
 from . import functional as F
-from .data import _atomic_open as atomic_open
+from .data import atomic_open
 from .tensor import Tensor, no_grad
 
 LOG_FORMAT = "loss: {:.4f} / {:.4f}\taccuracy: {:.4f} / {:.4f}\tstep {}  {:.2f} sec"
@@ -35,12 +35,12 @@ class TrainingDiverged(RuntimeError):
 
 # ---- the training loop (also used by benchmarks) -------------------------------------------
 def to_device_dataset(ds: data.MNIST, device: str):
-    """Move the whole dataset to `device` once, as float32 pixels in [0, 1] and int32 labels."""
+    """Move the whole dataset to `device` once, as float32 pixels in [0, 1] and int64 labels."""
     def pixels(x):
         return (_dev.to_device(x, device).astype(np.float32) / np.float32(255.0))
 
     def labels(y):
-        return _dev.to_device(y, device).astype(np.int32)
+        return _dev.to_device(y, device).astype(np.int64)
 
     return pixels(ds.x_train), labels(ds.y_train), pixels(ds.x_test), labels(ds.y_test)
 

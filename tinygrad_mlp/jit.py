@@ -1,0 +1,114 @@
+"""TinyJit: capture a whole training step as a CUDA graph once, replay it every later step.
+
+At batch 128 a training step is ~20 small kernels; launched one by one from Python, launch overhead
+sets the speed. ``TinyJit(step)`` (the name and idea of tinygrad's) runs the step eagerly on call 1
+(kernels compile, memory pools grow), captures call 2 into a CUDA graph, and replays that graph
+from then on. On the CPU it simply calls the function.
+
+Rules (the graph cannot change after capture; tests/test_jit.py documents each):
+- Array arguments (Tensors or arrays) are copied into static device buffers before each replay;
+  anything else (Python numbers, strings) is frozen at capture and must not change.
+- The return value lives in static buffers that each replay overwrites: read or copy it before
+  the next call.
+- A call with other shapes, dtypes or devices gets a capture of its own (e.g. the last batch of
+  96), up to ``max_captures``; beyond that, a clear error.
+- Inside the step: no host sync (``.item()``, ``float(x)``, printing values), no host-to-device
+  copies, no ``cupy.random``. Learning rates of ``optim.SGD`` live in device memory, so changing
+  ``optimizer.lr`` needs no re-capture; Adam's step count is a Python number and is frozen.
+- GEMMs run through our own cuBLAS handle while capturing (:mod:`tinygrad_mlp.cublas`), since
+  CuPy refuses cuBLAS calls during stream capture.
+"""
+
+from __future__ import annotations
+
+from . import device as _dev
+from .tensor import Tensor
+
+
+def _arrays_of(args):
+    return [a.data if isinstance(a, Tensor) else a for a in args]
+
+
+def _signature(args):
+    sig = []
+    for a in args:
+        data = a.data if isinstance(a, Tensor) else a
+        if hasattr(data, "shape") and hasattr(data, "dtype"):
+            sig.append(("array", data.shape, str(data.dtype), _dev.device_of(data)))
+        else:
+            sig.append(("value", repr(a)))
+    return tuple(sig)
+
+
+class _Capture:
+    """One CUDA graph with its static inputs, outputs and the memory pool they live in.
+
+    The warm-up call and the capture both allocate from a pool of their own (CuPy #9655): a block
+    freed inside the graph is never handed to an array outside it, which a replay would clobber.
+    """
+
+    def __init__(self, cupy):
+        self.cupy, self.graph = cupy, None
+        self.pool = cupy.cuda.MemoryPool()
+
+    def warm_up(self, fn, args):
+        with self.cupy.cuda.using_allocator(self.pool.malloc):
+            return fn(*args)
+
+    def capture(self, fn, args):
+        cupy = self.cupy
+        stream = cupy.cuda.Stream(non_blocking=True)  # CuPy captures only off the default stream
+        with cupy.cuda.using_allocator(self.pool.malloc):
+            self.inputs = [cupy.array(a) if isinstance(a, cupy.ndarray) else a
+                           for a in _arrays_of(args)]
+            static_args = [Tensor._wrap(s, a.device, a.requires_grad) if isinstance(a, Tensor)
+                           else s for a, s in zip(args, self.inputs)]
+            stream.wait_event(cupy.cuda.get_current_stream().record())
+            previous, _dev.capturing = _dev.capturing, True
+            try:
+                with stream:
+                    stream.begin_capture()
+                    try:
+                        self.output = fn(*static_args)
+                    finally:
+                        self.graph = stream.end_capture()
+            finally:
+                _dev.capturing = previous
+        return self.replay(args)
+
+    def replay(self, args):
+        stream = self.cupy.cuda.get_current_stream()
+        with stream:
+            for static, a in zip(self.inputs, _arrays_of(args)):
+                if isinstance(static, self.cupy.ndarray) and static is not a:
+                    static[...] = a  # device-to-device copy into the captured buffer
+        self.graph.launch(stream)  # on the caller's stream: later eager work is ordered after
+        return self.output
+
+
+class TinyJit:
+    """Wrap a step function: eager on call 1, captured on call 2, replayed afterwards (GPU)."""
+
+    def __init__(self, fn, max_captures: int = 4):
+        self.fn, self.max_captures = fn, max_captures
+        self.captures = {}
+
+    def reset(self):
+        """Drop every capture (e.g. after replacing parameters or the optimizer)."""
+        self.captures.clear()
+
+    def __call__(self, *args):
+        devices = {_dev.device_of(a) for a in _arrays_of(args) if hasattr(a, "dtype")}
+        if not devices or devices == {"cpu"}:
+            return self.fn(*args)  # nothing to capture on the CPU
+        key = _signature(args)
+        capture = self.captures.get(key)
+        if capture is None:
+            if len(self.captures) >= self.max_captures:
+                raise RuntimeError(f"TinyJit: already {self.max_captures} captures for other "
+                                   f"shapes; this call has {key}")
+            capture = self.captures[key] = _Capture(_dev.check_gpu(devices.pop()))
+            return capture.warm_up(self.fn, args)  # call 1: compile kernels, grow the pool
+        if capture.graph is None:
+            return capture.capture(self.fn, args)  # call 2: record, then replay once
+        return capture.replay(args)

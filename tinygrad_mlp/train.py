@@ -24,6 +24,7 @@ from . import __version__, data, nn, optim
 from . import device as _dev
 from . import functional as F
 from .data import atomic_open
+from .jit import TinyJit
 from .tensor import Tensor, no_grad
 
 LOG_FORMAT = "loss: {:.4f} / {:.4f}\taccuracy: {:.4f} / {:.4f}\tstep {}  {:.2f} sec"
@@ -45,27 +46,42 @@ def to_device_dataset(ds: data.MNIST, device: str):
     return pixels(ds.x_train), labels(ds.y_train), pixels(ds.x_test), labels(ds.y_test)
 
 
-def train_epoch(model, optimizer, x, y, batch_size, *, progress=None):
+def make_step(model, optimizer, jit=True):
+    """One training step ``step(xb, yb) -> (loss, correct)`` on device arrays (0-d results).
+
+    With ``jit`` the step is wrapped in :class:`TinyJit` (captured and replayed as a CUDA graph on
+    the GPU; called as is on the CPU). Labels must already be validated (no sync per step).
+    """
+    def step(xb, yb):
+        logits = model(Tensor._wrap(xb, _dev.device_of(xb)))
+        loss, correct = F.cross_entropy(logits, yb, check_labels=False, return_correct=True)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.data, correct
+
+    return TinyJit(step) if jit else step
+
+
+def train_epoch(model, optimizer, x, y, batch_size, *, progress=None, step=None):
     """One pass over (x, y) in order, in batches of `batch_size` (the last may be smaller).
 
     `x` (N, features) float and `y` (N,) int are arrays already on the model's device: each batch
     is a view, never a host copy. Per-step loss and correct counts stay on the device; the host
-    reads them once, at the end. Returns (mean loss, accuracy). Raises TrainingDiverged naming the
-    first step (1-based) whose loss was not finite.
+    reads them once, at the end. `step` is a :func:`make_step` function (made here if None; pass
+    one to keep a CUDA-graph capture across epochs). Returns (mean loss, accuracy). Raises
+    TrainingDiverged naming the first step (1-based) whose loss was not finite.
     """
-    xp, device = _dev.module_of(x), _dev.device_of(x)
+    xp = _dev.module_of(x)
+    step_fn = step if step is not None else make_step(model, optimizer, jit=False)
     n = len(x)
     steps = math.ceil(n / batch_size)
     step_loss = xp.empty(steps, dtype=np.float32)
     step_correct = xp.empty(steps, dtype=np.int64)
     for step, start in enumerate(range(0, n, batch_size)):
-        xb = Tensor._wrap(x[start:start + batch_size], device)
         yb = y[start:start + batch_size]
-        loss, correct = F.cross_entropy(model(xb), yb, check_labels=False, return_correct=True)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        step_loss[step] = loss.data * len(yb)  # batch sum, so the last small batch weighs right
+        loss, correct = step_fn(x[start:start + batch_size], yb)
+        step_loss[step] = loss * len(yb)  # batch sum, so the last small batch weighs right
         step_correct[step] = correct
         if progress is not None:
             progress.update(1)
@@ -166,6 +182,8 @@ def build_parser():
     p.add_argument("--data-dir", help="folder with the four IDX files (else cache / download)")
     p.add_argument("--no-fused", action="store_true",
                    help="use the unfused reference ops (to measure what fusion buys)")
+    p.add_argument("--no-jit", action="store_true",
+                   help="GPU: launch every kernel eagerly instead of replaying a CUDA graph")
     p.add_argument("--metrics-json", metavar="PATH", help="write the curve and run info as JSON")
     p.add_argument("--plot", metavar="PATH", help="PNG of the test curve beside the references")
     p.add_argument("--save", metavar="PATH", help="checkpoint (.npz) written after every epoch")
@@ -263,7 +281,7 @@ def main(argv=None) -> int:
     config = {"sizes": sizes, "optimizer": args.optimizer, "lr": args.lr,
               "momentum": args.momentum, "batch_size": args.batch_size, "epochs": args.epochs,
               "init_scale": args.init_scale, "seed": args.seed, "shuffle": args.shuffle,
-              "dataset": args.dataset, "fused": not args.no_fused}
+              "dataset": args.dataset, "fused": not args.no_fused, "jit": not args.no_jit}
 
     Tensor.manual_seed(args.seed)
     fused = False if args.no_fused else None
@@ -285,6 +303,7 @@ def main(argv=None) -> int:
 
     xp = _dev.module_of(x_train)
     steps = math.ceil(len(x_train) / args.batch_size)
+    step = make_step(model, optimizer, jit=not args.no_jit)
     elapsed = history[-1]["elapsed_seconds"] if history else 0.0
     for epoch in range(first_epoch, args.epochs + 1):
         start = time.perf_counter()
@@ -295,7 +314,7 @@ def main(argv=None) -> int:
         bar = _progress_bar(steps, epoch, args.quiet)
         try:
             train_loss, train_acc = train_epoch(model, optimizer, xs, ys, args.batch_size,
-                                                progress=bar)
+                                                progress=bar, step=step)
         except TrainingDiverged as e:
             print(f"error: training diverged in epoch {epoch}: {e}; try a smaller --lr",
                   file=sys.stderr)

@@ -10,6 +10,9 @@ from .functional import use_fused
 
 
 class Optimizer:
+    """Base class: ``step()`` applies ``_update(i, p, t)`` (t: the 1-based step number) to every
+    parameter that has a gradient."""
+
     def __init__(self, params, lr):
         self.params = [p for p in params]
         if not self.params:
@@ -19,6 +22,16 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}: parameter {i} does not require grad")
         self.lr = lr
         self.step_count = 0
+
+    def step(self):
+        t = self.step_count + 1
+        for i, p in enumerate(self.params):
+            if p.grad is not None:
+                self._update(i, p, t)
+        self.step_count = t
+
+    def _update(self, i, p, t):
+        raise NotImplementedError
 
     @property
     def lr(self):
@@ -97,21 +110,18 @@ class SGD(Optimizer):
     def _buffers(self):
         return {"momentum_buffer": self.momentum_buffers} if self.momentum else {}
 
-    def step(self):
-        self.step_count += 1
-        for p, buf in zip(self.params, self.momentum_buffers):
-            if p.grad is None:
-                continue
-            if self.fused:
-                _fused.sgd_step(p.data, p.grad.data, self._lr_for(p), momentum=self.momentum, buf=buf,
-                                nesterov=self.nesterov, weight_decay=self.weight_decay)
-                continue
-            g = p.grad.data + self.weight_decay * p.data if self.weight_decay else p.grad.data
-            if self.momentum:
-                buf *= self.momentum
-                buf += g
-                g = g + self.momentum * buf if self.nesterov else buf
-            p.data -= p.dtype.type(self.lr) * g
+    def _update(self, i, p, t):
+        buf = self.momentum_buffers[i]
+        if self.fused:
+            _fused.sgd_step(p.data, p.grad.data, self._lr_for(p), momentum=self.momentum,
+                            buf=buf, nesterov=self.nesterov, weight_decay=self.weight_decay)
+            return
+        g = p.grad.data + self.weight_decay * p.data if self.weight_decay else p.grad.data
+        if self.momentum:
+            buf *= self.momentum
+            buf += g
+            g = g + self.momentum * buf if self.nesterov else buf
+        p.data -= p.dtype.type(self.lr) * g
 
 
 class Adam(Optimizer):
@@ -130,20 +140,15 @@ class Adam(Optimizer):
     def _buffers(self):
         return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
 
-    def step(self):
-        self.step_count += 1
+    def _update(self, i, p, t):
         beta1, beta2 = self.betas
-        bias1 = 1 - beta1 ** self.step_count
-        bias2_sqrt = (1 - beta2 ** self.step_count) ** 0.5
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            if p.grad is None:
-                continue
-            xp, cast = _dev.module_of(p.data), p.dtype.type
-            g = p.grad.data + cast(self.weight_decay) * p.data if self.weight_decay else p.grad.data
-            m *= cast(beta1)
-            m += cast(1 - beta1) * g
-            v *= cast(beta2)
-            v += cast(1 - beta2) * g * g
-            # The order of PyTorch's _single_tensor_adam: denom = sqrt(v) / sqrt(bc2) + eps.
-            denom = xp.sqrt(v) / cast(bias2_sqrt) + cast(self.eps)
-            p.data -= cast(self.lr / bias1) * m / denom
+        m, v = self.exp_avg[i], self.exp_avg_sq[i]
+        xp, cast = _dev.module_of(p.data), p.dtype.type
+        g = p.grad.data + cast(self.weight_decay) * p.data if self.weight_decay else p.grad.data
+        m *= cast(beta1)
+        m += cast(1 - beta1) * g
+        v *= cast(beta2)
+        v += cast(1 - beta2) * g * g
+        # The order of PyTorch's _single_tensor_adam: denom = sqrt(v) / sqrt(bc2) + eps.
+        denom = xp.sqrt(v) / cast((1 - beta2 ** t) ** 0.5) + cast(self.eps)
+        p.data -= cast(self.lr / (1 - beta1 ** t)) * m / denom

@@ -29,7 +29,7 @@ def _linear_grads(ctx: Function, x, w, dy):
     need_x, need_w, need_b = (ctx.needs_input_grad + (False,))[:3]
     return (_dev.matmul(dy, w.T) if need_x else None,
             _dev.matmul(x.T, dy) if need_w else None,
-            dy.sum(axis=0) if need_b else None)
+            _fused.bias_grad(dy) if need_b else None)
 
 
 class _Linear(Function):

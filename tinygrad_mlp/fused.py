@@ -22,7 +22,8 @@ import numpy as np
 
 from tinygrad_mlp import device
 
-__all__ = ["bias_relu", "relu_backward", "softmax_xent", "sgd_step", "kernel_sources"]
+__all__ = ["bias_relu", "relu_backward", "softmax_xent", "sgd_step", "bias_grad",
+           "kernel_sources"]
 
 _FLOAT_DTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _BLOCK = 256  # threads per block for the elementwise kernels
@@ -184,6 +185,22 @@ def relu_backward(grad, out, dx=None):
         _grid_1d(n), (_BLOCK,), (grad, out, dx, np.int64(n))
     )
     return dx
+
+
+def bias_grad(dy):
+    """Column sums of ``dy`` (N, F) -> (F,): the gradient of a bias added to every row.
+
+    On the CPU a GEMV with a cached row of ones: BLAS runs it on every core, about twice as
+    fast as ``dy.sum(axis=0)``. On the GPU CuPy's reduction (no cuBLAS, so capture-safe).
+    """
+    if not isinstance(dy, np.ndarray):
+        return dy.sum(axis=0)
+    return np.matmul(_ones(dy.shape[0], dy.dtype), dy)
+
+
+@functools.cache
+def _ones(n, dtype):
+    return np.ones(n, dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,6 +395,8 @@ def sgd_step(param, grad, lr, *, momentum=0.0, buf=None, nesterov=False, weight_
 
 
 def _sgd_numpy(param, grad, lr, momentum, buf, nesterov, weight_decay):
+    if lr == 1 and not momentum and not weight_decay:
+        return np.subtract(param, grad, out=param)  # lr already folded into grad: one pass
     scalar = param.dtype.type
     # NumPy scalars of param's dtype: keep float32 math in float32 (a 0-d float64 array would
     # upcast under NEP 50) and round lr, momentum and weight_decay as the kernel does.

@@ -23,6 +23,11 @@ class Optimizer:
         self.lr = lr
         self.step_count = 0
 
+    def backward(self, loss):
+        """``loss.backward()``, for optimizers that fold a factor into the seed gradient (see
+        :meth:`SGD.backward`); the next :meth:`step` accounts for it."""
+        loss.backward()
+
     def step(self):
         t = self.step_count + 1
         for i, p in enumerate(self.params):
@@ -109,6 +114,35 @@ class SGD(Optimizer):
 
     def _buffers(self):
         return {"momentum_buffer": self.momentum_buffers} if self.momentum else {}
+
+    def backward(self, loss):
+        """``loss.backward()`` with the learning rate folded into the seed gradient, when the
+        update is plain SGD: every gradient then arrives as ``lr * grad`` and the next step() is
+        one subtraction per parameter (the lr is a device array on the GPU, so a captured step
+        still follows changes of ``lr``). With momentum or weight decay: plain backward."""
+        if self.momentum or self.weight_decay or not self.fused:
+            return loss.backward()
+        loss.backward(self._lr_for(loss))
+        self._grads_hold_lr = True
+
+    def step(self):
+        folded, self._grads_hold_lr = getattr(self, "_grads_hold_lr", False), False
+        if not folded:
+            return super().step()
+        for p in self.params:
+            if p.grad is not None:
+                _fused.sgd_step(p.data, p.grad.data, self._one_for(p))
+        self.step_count += 1
+
+    def _one_for(self, p):
+        if p.device == "cpu":
+            return 1.0
+        if not hasattr(self, "_ones"):
+            self._ones = {}
+        key = (p.device, p.dtype)
+        if key not in self._ones:
+            self._ones[key] = _dev.module_of(p.data).ones((), dtype=p.dtype)
+        return self._ones[key]
 
     def _update(self, i, p, t):
         buf = self.momentum_buffers[i]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.metadata
-import inspect
 import json
 import os
 import platform
@@ -41,7 +40,6 @@ from peers import (  # noqa: E402  (needs the path above when run as a script)
     GemmFloor,
     NumpyMLP,
     TorchCudaGraphPeer,
-    batch_slices,
     init_params,
     onehot_transposed,
     torch_eager_peer,
@@ -270,38 +268,25 @@ def torch_rows(data, params, gpu: bool, args, want_eager: bool, want_graph: bool
 
 
 def tinygrad_rows(data, params, gpu: bool, args) -> list[dict]:
-    """`tinygrad_mlp eager`, and `tinygrad_mlp graph` (the step under TinyJit) when
-    tinygrad_mlp.jit exists."""
+    """`tinygrad_mlp eager` and `tinygrad_mlp graph`: the trainer's own step and epoch loop
+    (tinygrad_mlp.train.make_step / train_epoch / evaluate), without and with TinyJit."""
     device = "gpu" if gpu else "cpu"
-    xp = np
     try:
-        import tinygrad_mlp.functional as F
-        from tinygrad_mlp import Tensor, nn, no_grad, optim
+        from tinygrad_mlp import nn, optim
+        from tinygrad_mlp import train as trainer
 
+        xp = np
         if gpu:
             import cupy as xp
     except Exception as e:
         return [error_row("tinygrad_mlp eager", e)]
-    try:
-        import tinygrad_mlp.train as trainer
-    except Exception:
-        trainer = None
-    try:
-        from tinygrad_mlp.jit import TinyJit
-    except ImportError:
-        TinyJit = None  # noqa: N806
     # device-resident arrays (not Tensors), as tinygrad_mlp.train.train_epoch takes them
     x_train, y_train = xp.asarray(data["x_train"]), xp.asarray(data["y_train"])
     x_test, y_test = xp.asarray(data["x_test"]), xp.asarray(data["y_test"])
     clock = CupyClock() if gpu else HostClock()
-    # labels are valid (checked once by the loader); the range check would sync every step
-    ce_kw = ({"check_labels": False}
-             if "check_labels" in inspect.signature(F.cross_entropy).parameters else {})
 
     def build():
-        model = nn.MLP(list(SIZES))
-        moved = model.to(device)
-        model = model if moved is None else moved
+        model = nn.MLP(list(SIZES)).to(device)
         got = []
         for p, a in zip(model.parameters(), params, strict=True):
             if tuple(p.shape) != a.shape:
@@ -310,57 +295,20 @@ def tinygrad_rows(data, params, gpu: bool, args) -> list[dict]:
             got.append(p.data.get() if gpu else p.data.copy())
         return model, optim.SGD(model.parameters(), lr=LR), same_init(got, params)
 
-    def make_step(model, opt):
-        def step(xb, yb):
-            loss = F.cross_entropy(model(xb), yb, **ce_kw)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss.data
-        return step
-
-    def loop_epoch(step, x, y):
-        # the public API only: for the graph row, and for eager when train has no train_epoch
-        total = xp.zeros((), np.float64)
-        for start, stop in batch_slices(x.shape[0], BATCH):
-            # the step's output is overwritten by the next replay: fold it in right away
-            total += step(Tensor(x[start:stop], device=device), y[start:stop]) * (stop - start)
-        return float(total) / x.shape[0], None
-
-    def fallback_evaluate(model, x, y, batch_size):
-        correct = 0
-        with no_grad():
-            for start in range(0, x.shape[0], batch_size):
-                logits = model(Tensor(x[start:start + batch_size], device=device)).data
-                correct += int((logits.argmax(axis=1) == y[start:start + batch_size]).sum())
-        return None, correct / x.shape[0]
-
-    evaluate = getattr(trainer, "evaluate", None) or fallback_evaluate
-    has_train_epoch = hasattr(trainer, "train_epoch")
-    variants = [("tinygrad_mlp eager", "tinygrad_mlp.train.train_epoch" if has_train_epoch
-                 else "public-API loop in bench_train.py")]
-    if TinyJit is not None:
-        variants.append(("tinygrad_mlp graph", "TinyJit(step) loop in bench_train.py"
-                         + ("" if gpu else "; on the CPU TinyJit calls the step eagerly")))
     rows = []
-    for name, how in variants:
+    for name, jit in (("tinygrad_mlp eager", False), ("tinygrad_mlp graph", True)):
+        how = f"tinygrad_mlp.train.make_step(jit={jit}) + train_epoch"
+        if jit and not gpu:
+            how += "; on the CPU TinyJit calls the step eagerly"
         try:
             model, opt, identical = build()
-            if name.endswith("graph"):
-                train = partial(loop_epoch, TinyJit(make_step(model, opt)), x_train, y_train)
-            elif has_train_epoch:
-                train = partial(trainer.train_epoch, model, opt, x_train, y_train, BATCH)
-            else:
-                train = partial(loop_epoch, make_step(model, opt), x_train, y_train)
-            test = partial(evaluate, model, x_test, y_test, BATCH)
+            step = trainer.make_step(model, opt, jit=jit)
+            train = partial(trainer.train_epoch, model, opt, x_train, y_train, BATCH, step=step)
+            test = partial(trainer.evaluate, model, x_test, y_test, BATCH)
             row = time_epochs(clock, args.warmup, args.epochs, train, test)
-            metrics, (test_loss, test_acc) = row.pop("_last")
-            if isinstance(metrics, tuple) and len(metrics) == 2:  # (train loss, train acc)
-                row["train_loss"] = float(metrics[0])
-                if metrics[1] is not None:
-                    row["train_acc"] = float(metrics[1])
-            row.update(name=name, test_acc=float(test_acc), same_init=identical,
-                       test_loss=None if test_loss is None else float(test_loss), note=how)
+            (train_loss, train_acc), (test_loss, test_acc) = row.pop("_last")
+            row.update(name=name, train_loss=train_loss, train_acc=train_acc, test_acc=test_acc,
+                       test_loss=test_loss, same_init=identical, note=how)
             rows.append(row)
         except Exception as e:
             rows.append(error_row(name, e))

@@ -1,4 +1,4 @@
-"""Modules: parameters found automatically, moved and saved as a whole (PyTorch's nn.Module shape)."""
+"""Modules: parameters found automatically, moved and saved as a whole (as torch.nn.Module)."""
 
 from __future__ import annotations
 

@@ -95,7 +95,8 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         if device is None:
-            device = _dev.device_of(data) if not isinstance(data, (list, tuple, int, float)) else "cpu"
+            host = isinstance(data, (list, tuple, int, float))
+            device = "cpu" if host else _dev.device_of(data)
         self.device = _dev.canonical(device)
         data = _dev.to_device(data, self.device)
         if dtype is not None:

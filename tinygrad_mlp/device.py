@@ -107,7 +107,7 @@ def module_of(array):
 
 
 def to_device(array, device: str):
-    """Copy `array` (NumPy, CuPy, or what np.asarray takes) to `device`; no copy if already there."""
+    """Copy `array` (NumPy, CuPy, or what np.asarray takes) to `device`; no copy if there."""
     device = canonical(device)
     if device == "cpu":
         cupy = _cupy

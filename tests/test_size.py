@@ -1,0 +1,27 @@
+"""A size budget for the autodiff core (teenygrad's sz.py idea): it must read in one sitting."""
+
+import io
+import tokenize
+from pathlib import Path
+
+import tinygrad_mlp.tensor
+
+CODE_LINE_BUDGET = 420  # lines holding code, not counting comments, docstrings and blank lines
+
+
+def code_lines(path):
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+            tokenize.STRING, tokenize.ENDMARKER}
+    tokens = tokenize.generate_tokens(io.StringIO(Path(path).read_text()).readline)
+    return len({tok.start[0] for tok in tokens if tok.type not in skip})
+
+
+def test_autodiff_core_stays_within_budget():
+    n = code_lines(tinygrad_mlp.tensor.__file__)
+    assert n <= CODE_LINE_BUDGET, f"tensor.py has {n} code lines (budget {CODE_LINE_BUDGET})"
+
+
+def test_counter_counts_code_not_comments(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text('"""doc"""\n# comment\n\nx = 1\ny = (2 +\n     3)\n')
+    assert code_lines(f) == 3

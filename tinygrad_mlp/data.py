@@ -682,7 +682,7 @@ def load_mnist(
         folder = Path(data_dir).expanduser()
         files = find_idx_files(folder)  # a folder named explicitly must hold the data
         log(f"{dataset}: using {_show(folder)}")
-        return _load_files(files, f"{folder}")
+        return _load_files(files, _show(folder))
 
     cache = cache_dir(dataset)
     if _has_idx_files(cache):
@@ -735,7 +735,7 @@ def load_mnist(
 
 
 def _load_cache(cache: Path, origin: str) -> MNIST:
-    source = f"cache {cache}" + (f" ({origin})" if origin else "")
+    source = f"cache {_show(cache)}" + (f" ({origin})" if origin else "")
     try:
         return _load_files(find_idx_files(cache), source)
     except DataError as e:

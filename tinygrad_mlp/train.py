@@ -250,8 +250,8 @@ def write_plot(path, history):
         style = dict(linewidth=2.5) if name == "tinygrad_mlp" else dict(linestyle="--")
         ax_acc.plot(epochs, [r["test_acc"] for r in rows], label=name, **style)
         ax_loss.plot(epochs, [r["test_loss"] for r in rows], label=name, **style)
-    ax_acc.set(xlabel="epoch", ylabel="test accuracy", ylim=(0.89, 0.99))
-    ax_loss.set(xlabel="epoch", ylabel="test loss")
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy", ylim=(0.85, 0.99))
+    ax_loss.set(xlabel="epoch", ylabel="test loss (log scale)", yscale="log")
     ax_acc.legend()
     fig.tight_layout()
     with atomic_open(Path(path)) as f:

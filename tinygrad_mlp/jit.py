@@ -50,30 +50,42 @@ class _Capture:
     def __init__(self, cupy):
         self.cupy, self.graph = cupy, None
         self.pool = cupy.cuda.MemoryPool()
+        # Warm-up and capture share one side stream (CuPy captures only off the default stream),
+        # so the pool's blocks for that stream exist before capture and no cudaMalloc runs in it.
+        self.stream = cupy.cuda.Stream(non_blocking=True)
+
+    def _on_side_stream(self, work):
+        cupy = self.cupy
+        caller = cupy.cuda.get_current_stream()
+        self.stream.wait_event(caller.record())
+        try:
+            with cupy.cuda.using_allocator(self.pool.malloc), self.stream:
+                return work()
+        finally:
+            caller.wait_event(self.stream.record())
 
     def warm_up(self, fn, args):
-        with self.cupy.cuda.using_allocator(self.pool.malloc):
-            return fn(*args)
+        return self._on_side_stream(lambda: fn(*args))
 
     def capture(self, fn, args):
         cupy = self.cupy
-        stream = cupy.cuda.Stream(non_blocking=True)  # CuPy captures only off the default stream
-        with cupy.cuda.using_allocator(self.pool.malloc):
-            self.inputs = [cupy.array(a) if isinstance(a, cupy.ndarray) else a
-                           for a in _arrays_of(args)]
-            static_args = [Tensor._wrap(s, a.device, a.requires_grad) if isinstance(a, Tensor)
-                           else s for a, s in zip(args, self.inputs)]
-            stream.wait_event(cupy.cuda.get_current_stream().record())
-            previous, _dev.capturing = _dev.capturing, True
+        self.inputs = self._on_side_stream(lambda: [
+            cupy.array(a) if isinstance(a, cupy.ndarray) else a for a in _arrays_of(args)])
+        static_args = [Tensor._wrap(s, a.device, a.requires_grad) if isinstance(a, Tensor)
+                       else s for a, s in zip(args, self.inputs)]
+
+        def record():
+            self.stream.begin_capture()
             try:
-                with stream:
-                    stream.begin_capture()
-                    try:
-                        self.output = fn(*static_args)
-                    finally:
-                        self.graph = stream.end_capture()
+                self.output = fn(*static_args)
             finally:
-                _dev.capturing = previous
+                self.graph = self.stream.end_capture()
+
+        previous, _dev.capturing = _dev.capturing, True
+        try:
+            self._on_side_stream(record)
+        finally:
+            _dev.capturing = previous
         return self.replay(args)
 
     def replay(self, args):

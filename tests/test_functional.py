@@ -102,6 +102,12 @@ def test_cross_entropy_rejects_out_of_range_labels(bad, device):
         F.cross_entropy(x, np.array([0, bad, 1]))
 
 
+def test_cross_entropy_takes_a_list_of_labels():
+    logits = np.array([[2.0, 0.0], [0.0, 1.0]])
+    loss = F.cross_entropy(Tensor(logits), [0, 1])
+    assert loss.item() == pytest.approx(np_cross_entropy(logits, np.array([0, 1])), rel=1e-6)
+
+
 def test_cross_entropy_shape_errors():
     x = Tensor(np.zeros((3, 10)))
     with pytest.raises(ValueError, match=r"target shape \(4,\) does not match logits \(3, 10\)"):

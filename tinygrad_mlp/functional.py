@@ -120,6 +120,8 @@ def cross_entropy(logits: Tensor, target, *, fused: bool | None = None, check_la
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
     target_data = target.data if isinstance(target, Tensor) else target
+    if not hasattr(target_data, "dtype"):  # a list or tuple of labels
+        target_data = np.asarray(target_data)
     if np.dtype(target_data.dtype).kind == "f":
         return _cross_entropy_dense(logits, Tensor(target_data, device=logits.device,
                                                    dtype=logits.dtype), return_correct)

@@ -78,11 +78,11 @@ def train_epoch(model, optimizer, x, y, batch_size, *, progress=None, step=None)
     steps = math.ceil(n / batch_size)
     step_loss = xp.empty(steps, dtype=np.float32)
     step_correct = xp.empty(steps, dtype=np.int64)
-    for step, start in enumerate(range(0, n, batch_size)):
+    for i, start in enumerate(range(0, n, batch_size)):
         yb = y[start:start + batch_size]
         loss, correct = step_fn(x[start:start + batch_size], yb)
-        step_loss[step] = loss * len(yb)  # batch sum, so the last small batch weighs right
-        step_correct[step] = correct
+        step_loss[i] = loss * len(yb)  # batch sum, so the last small batch weighs right
+        step_correct[i] = correct
         if progress is not None:
             progress.update(1)
     losses = _dev.to_device(step_loss, "cpu")  # the epoch's one host sync

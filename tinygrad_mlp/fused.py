@@ -261,32 +261,38 @@ def softmax_xent(logits, labels):
 def _softmax_xent_numpy(logits, labels):
     n, c = logits.shape
     dtype = logits.dtype
-    loss = np.empty(n, dtype=dtype)
-    dlogits = np.empty((n, c), dtype=dtype)
     if n == 0:
-        return loss, dlogits, np.zeros((), dtype=np.int64)
+        return np.empty(0, dtype), np.empty((0, c), dtype), np.zeros((), dtype=np.int64)
     labels = labels.astype(np.intp, copy=False)
     valid = (labels >= 0) & (labels < c)
     all_valid = bool(valid.all())
     # Index with a safe label (0) on invalid rows, then overwrite those rows with NaN below.
     safe = labels if all_valid else np.where(valid, labels, 0)
-    rows = np.arange(n)
-
-    pred = logits.argmax(axis=1)
-    shifted = np.subtract(logits, logits.max(axis=1, keepdims=True), out=dlogits)
-    picked = shifted[rows, safe]  # x[label] - max, taken before exp overwrites it
-    exps = np.exp(shifted, out=dlogits)
-    sums = exps.sum(axis=1)
-    np.log(sums, out=loss)
+    rows = _arange(n)
+    # Work on the (C, N) transpose: each reduction then runs across C rows of N contiguous
+    # values, which NumPy vectorizes, instead of N tiny rows of C (about 2x faster at C = 10).
+    t = np.ascontiguousarray(logits.T)
+    pred = t.argmax(axis=0)
+    t -= t.max(axis=0)
+    picked = t[safe, rows]  # x[label] - max, taken before exp overwrites it
+    np.exp(t, out=t)
+    sums = t.sum(axis=0)
+    loss = np.log(sums)
     loss -= picked
-    # (softmax - onehot) / N: scale each row by 1 / (N * sum), then take 1/N off the label.
-    np.multiply(exps, (dtype.type(1.0) / (sums * dtype.type(n)))[:, None], out=dlogits)
-    dlogits[rows, safe] -= dtype.type(1.0 / n)
+    # (softmax - onehot) / N: scale each column by 1 / (N * sum), then take 1/N off the label.
+    t *= dtype.type(1.0 / n) / sums
+    t[safe, rows] -= dtype.type(1.0 / n)
+    dlogits = t.T  # (N, C), Fortran-ordered: BLAS takes it as is in the backward GEMMs
     correct = np.count_nonzero(pred == labels)
     if not all_valid:
         loss[~valid] = np.nan
         dlogits[~valid] = np.nan
     return loss, dlogits, np.array(correct, dtype=np.int64)
+
+
+@functools.cache
+def _arange(n):
+    return np.arange(n)
 
 
 # --------------------------------------------------------------------------------------------

@@ -472,14 +472,57 @@ def parse_args(argv=None):
     p.add_argument("--out", help="JSON path (default: benchmarks/results/<date>-<device>.json)")
     p.add_argument("--data-dir", help="passed to tinygrad_mlp.data.load_mnist")
     p.add_argument("--seed", type=int, default=0, help="seed of the shared initial weights")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the whole sequence of rows this many times and report medians over "
+                        "all timed epochs: drift of a shared machine then hits every row alike")
     args = p.parse_args(argv)
     args.peers = [s.strip() for s in args.peers.split(",") if s.strip()]
     unknown = set(args.peers) - set(PEERS)
     if unknown:
         p.error(f"unknown peers {sorted(unknown)}; choose from {', '.join(PEERS)}")
-    if args.epochs < 1 or args.warmup < 0:
-        p.error("--epochs must be >= 1 and --warmup >= 0")
+    if args.epochs < 1 or args.warmup < 0 or args.rounds < 1:
+        p.error("--epochs and --rounds must be >= 1 and --warmup >= 0")
     return args
+
+
+def run_rows(args, data, params, clock, gpu) -> list[dict]:
+    """One pass over every requested row (gemm first and torch last: torch's OpenMP threads
+    spin after its parallel regions)."""
+    rows = []
+    if "gemm" in args.peers:
+        try:
+            backend = "numpy"
+            if gpu:
+                backend = "cupy" if isinstance(clock, CupyClock) else "torch"
+            rows.append(gemm_row(data, params, clock, args, backend))
+            if backend == "torch":
+                rows[-1]["name"] = "gemm-floor"  # the only GPU floor without CuPy
+        except Exception as e:
+            rows.append(error_row("gemm-floor", e))
+    if "numpy" in args.peers:
+        rows.append(numpy_row(data, params, args))
+    if "tinygrad" in args.peers:
+        rows += tinygrad_rows(data, params, gpu, args)
+    if "torch" in args.peers or "torch-graph" in args.peers:
+        rows += torch_rows(data, params, gpu, args, "torch" in args.peers,
+                           "torch-graph" in args.peers, "gemm" in args.peers)
+    return rows
+
+
+def merge_rounds(rounds) -> list[dict]:
+    """One row per name: medians over the timed epochs of every round; the rest from the last."""
+    merged = []
+    for row in rounds[-1]:
+        same = [r for rnd in rounds for r in rnd if r["name"] == row["name"]]
+        epochs = [t for r in same for t in r.get("epochs_s") or []]
+        if len(rounds) > 1 and epochs:
+            row = dict(row, epochs_s=epochs, epoch_s=statistics.median(epochs), rounds=len(same))
+            for key in ("train_s", "test_s"):
+                values = [r[key] for r in same if r.get(key) is not None]
+                if values:
+                    row[key] = statistics.median(values)
+        merged.append(row)
+    return merged
 
 
 def main(argv=None) -> dict:
@@ -498,25 +541,8 @@ def main(argv=None) -> dict:
             except ImportError:
                 pass
 
-    rows = []
-    # gemm first and torch last: torch's OpenMP threads spin after its parallel regions
-    if "gemm" in args.peers:
-        try:
-            backend = "numpy"
-            if gpu:
-                backend = "cupy" if isinstance(clock, CupyClock) else "torch"
-            rows.append(gemm_row(data, params, clock, args, backend))
-            if backend == "torch":
-                rows[-1]["name"] = "gemm-floor"  # the only GPU floor without CuPy
-        except Exception as e:
-            rows.append(error_row("gemm-floor", e))
-    if "numpy" in args.peers:
-        rows.append(numpy_row(data, params, args))
-    if "tinygrad" in args.peers:
-        rows += tinygrad_rows(data, params, gpu, args)
-    if "torch" in args.peers or "torch-graph" in args.peers:
-        rows += torch_rows(data, params, gpu, args, "torch" in args.peers,
-                           "torch-graph" in args.peers, "gemm" in args.peers)
+    rounds = [run_rows(args, data, params, clock, gpu) for _ in range(args.rounds)]
+    rows = merge_rounds(rounds)
     if args.cli:
         rows.append(cli_row(args))
     add_ratios(rows)
@@ -529,6 +555,7 @@ def main(argv=None) -> dict:
         "threads": threads(),
         "epochs": args.epochs,
         "warmup": args.warmup,
+        "rounds": args.rounds,
         "batch_size": BATCH,
         "seed": args.seed,
         "load_avg": {"before": [round(v, 2) for v in load_before],
@@ -538,8 +565,8 @@ def main(argv=None) -> dict:
     out = Path(args.out) if args.out else HERE / "results" / f"{result['date']}-{args.device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{result['device']}, {args.epochs} timed epochs after {args.warmup} warm-up; "
-          f"threads {result['threads']}")
+    print(f"{result['device']}, {args.rounds} round(s) of {args.epochs} timed epochs after "
+          f"{args.warmup} warm-up; threads {result['threads']}")
     print(table(rows))
     print(f"wrote {out}")
     return result

@@ -17,7 +17,7 @@ numpy.__version__, 'cupy', cupy.__version__, 'cuda', cupy.cuda.runtime.runtimeGe
 } 2>&1 | tee "$log"
 python -m pytest --require-gpu -q -m "not slow" tests 2>&1 | tee "$OUT/pytest-gpu.log"
 python benchmarks/bench_kernels.py --out "$OUT/kernels.json" 2>&1 | tee -a "$log"
-python benchmarks/bench_train.py --device gpu --out "$OUT/bench-train.json" 2>&1 | tee -a "$log"
+python benchmarks/bench_train.py --device gpu --rounds 3 --out "$OUT/bench-train.json" 2>&1 | tee -a "$log"
 python -m tinygrad_mlp.train --device gpu --metrics-json "$OUT/train-gpu-30.json" 2>&1 \
   | tee "$OUT/train-gpu-30.log"
 python -m tinygrad_mlp.train --device gpu --no-jit --epochs 3 2>&1 | tee -a "$log"

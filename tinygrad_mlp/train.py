@@ -166,17 +166,21 @@ def build_parser():
         description="Train the reference MNIST MLP (defaults reproduce the reference runs).")
     p.add_argument("--device", type=_device_flag, default="cpu",
                    help="cpu, gpu, cuda, cuda:N or auto (gpu when available) [cpu]")
-    p.add_argument("--epochs", type=_number(int, 1, True, "an integer"), default=30)
-    p.add_argument("--batch-size", type=_number(int, 1, True, "an integer"), default=128)
+    p.add_argument("--epochs", type=_number(int, 1, True, "an integer"), default=30,
+                   help="[30]")
+    p.add_argument("--batch-size", type=_number(int, 1, True, "an integer"), default=128,
+                   help="the last batch takes the remainder [128]")
     p.add_argument("--lr", type=_number(float, 0), default=None,
                    help="learning rate [0.5 for sgd, 0.001 for adam]")
-    p.add_argument("--momentum", type=_number(float, 0, True), default=0.0)
+    p.add_argument("--momentum", type=_number(float, 0, True), default=0.0,
+                   help="SGD momentum [0]")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     p.add_argument("--hidden", type=_number(int, 1, True, "an integer"), nargs="*",
                    default=[512, 512], help="hidden layer sizes [512 512]")
     p.add_argument("--init-scale", type=_number(float, 0), default=0.01,
                    help="weights ~ U(-s, s), zero biases [0.01]")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the initial weights and the shuffling [0]")
     p.add_argument("--shuffle", action="store_true", help="shuffle the training set every epoch")
     p.add_argument("--dataset", choices=data.DATASETS, default="mnist")
     p.add_argument("--data-dir", help="folder with the four IDX files (else cache / download)")

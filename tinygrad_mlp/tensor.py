@@ -256,9 +256,10 @@ class Tensor:
     def _other(self, x) -> Tensor:
         if isinstance(x, Tensor):
             return x
-        if isinstance(x, (int, float, bool)) or np.ndim(x) == 0:
+        if isinstance(x, (int, float, bool, np.generic)):
+            # A fill, not a host-to-device copy: allowed inside CUDA-graph capture.
             xp = _dev.module_of(self.data)
-            return Tensor._wrap(xp.asarray(x, dtype=self.dtype), self.device)
+            return Tensor._wrap(xp.full((), x, dtype=self.dtype), self.device)
         return Tensor(x, device=self.device, dtype=self.dtype)
 
     def _binary(self, fn, other, reflected=False):

@@ -70,6 +70,8 @@ def check_gpu(device: str = "cuda:0"):
             f"device {device!r} needs CuPy, which could not be imported ({_cupy_error}); "
             f"{GPU_INSTALL_HINT}"
         )
+    if (cupy, device) in _checked:  # the device query once, not on every transfer
+        return cupy
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:
@@ -80,7 +82,11 @@ def check_gpu(device: str = "cuda:0"):
     index = int(device.partition(":")[2] or 0)
     if index >= count:
         raise RuntimeError(f"device {device!r} does not exist: {count} CUDA device(s) visible")
+    _checked.add((cupy, device))
     return cupy
+
+
+_checked: set = set()
 
 
 def array_module(device: str):

@@ -114,6 +114,8 @@ def module_of(array):
 
 def to_device(array, device: str):
     """Copy `array` (NumPy, CuPy, or what np.asarray takes) to `device`; no copy if there."""
+    if device == "cpu" and isinstance(array, np.ndarray):
+        return array  # the common case, without parsing the name
     device = canonical(device)
     if device == "cpu":
         cupy = _cupy
@@ -121,7 +123,10 @@ def to_device(array, device: str):
             return cupy.asnumpy(array)
         return np.asarray(array)
     cupy = check_gpu(device)
-    with cupy.cuda.Device(int(device.partition(":")[2])):
+    index = int(device.partition(":")[2])
+    if isinstance(array, cupy.ndarray) and array.device.id == index:
+        return array
+    with cupy.cuda.Device(index):
         return cupy.asarray(array)
 
 

@@ -143,6 +143,13 @@ def matmul(a, b):
     return a @ b
 
 
+def pool_bytes(device: str) -> int:
+    """Bytes CuPy's default memory pool holds on `device` (0 on the CPU)."""
+    if not is_gpu(device):
+        return 0
+    return int(check_gpu(device).get_default_memory_pool().total_bytes())
+
+
 def synchronize(device: str) -> None:
     """Wait for queued GPU work on `device` (no-op on the CPU)."""
     if is_gpu(device):

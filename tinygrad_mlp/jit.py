@@ -109,6 +109,10 @@ class TinyJit:
         """Drop every capture (e.g. after replacing parameters or the optimizer)."""
         self.captures.clear()
 
+    def pool_bytes(self) -> int:
+        """Device memory held by the captures' own memory pools."""
+        return sum(int(c.pool.total_bytes()) for c in self.captures.values())
+
     def __call__(self, *args):
         devices = {_dev.device_of(a) for a in _arrays_of(args) if hasattr(a, "dtype")}
         if not devices or devices == {"cpu"}:

@@ -309,6 +309,7 @@ def main(argv=None) -> int:
     steps = math.ceil(len(x_train) / args.batch_size)
     step = make_step(model, optimizer, jit=not args.no_jit)
     elapsed = history[-1]["elapsed_seconds"] if history else 0.0
+    pool_peak = 0
     for epoch in range(first_epoch, args.epochs + 1):
         start = time.perf_counter()
         xs, ys = x_train, y_train
@@ -333,12 +334,15 @@ def main(argv=None) -> int:
         history.append({"epoch": epoch, "elapsed_seconds": round(elapsed, 4),
                         "train_loss": train_loss, "test_loss": test_loss,
                         "train_acc": train_acc, "test_acc": test_acc})
+        # Memory pools only grow, so their size after an epoch is the peak (0 on the CPU).
+        pool_peak = max(pool_peak, _dev.pool_bytes(args.device)
+                        + (step.pool_bytes() if isinstance(step, TinyJit) else 0))
         if args.save:
             save_checkpoint(args.save, model, optimizer, epoch, history, shuffle_rng, config)
 
     if args.metrics_json:
         write_json(args.metrics_json, {"config": config, **run_info(args), "data": ds.source,
-                                       "epochs": history})
+                                       "device_pool_peak_bytes": pool_peak, "epochs": history})
     if args.plot:
         write_plot(args.plot, history)
     return 0

@@ -119,3 +119,141 @@ def test_loss_matches_unjitted_cross_entropy_on_last_small_batch():
         loss, _ = step(x, y)
     ref = F.cross_entropy(model(Tensor(x)), y)
     assert np.isfinite(float(loss)) and np.isfinite(ref.item())
+
+
+# ---- TinyJit's control flow against a stand-in for CuPy (runs everywhere, CI included) ------
+# The fake keeps CUDA's capture semantics: work launched while a stream captures is recorded,
+# not run, and the graph runs the recorded work on every launch.
+class _FakeCuda:
+    def __init__(self):
+        self.capturing, self.current = None, None
+
+        class FakeArray:
+            device = type("Device", (), {"id": 0})
+
+            def __init__(self, a):
+                self.a = np.array(a, dtype=np.float32)
+                self.shape, self.dtype = self.a.shape, self.a.dtype
+
+            def __setitem__(self, key, value):  # a device-to-device copy: runs in stream order
+                fake.launch(lambda: self.a.__setitem__(key, value.a))
+
+        fake = self
+        self.ndarray = FakeArray
+        self.cuda = self
+        self.runtime = type("Runtime", (), {"getDeviceCount": staticmethod(lambda: 1)})
+
+    # cupy-like API used by tinygrad_mlp.device and tinygrad_mlp.jit
+    def array(self, a):
+        copy = self.ndarray(np.zeros(a.shape))
+        copy[...] = a
+        return copy
+
+    def launch(self, work):
+        if self.capturing is not None:
+            self.capturing.recorded.append(work)
+        else:
+            work()
+
+    def sync(self):
+        if self.capturing is not None:
+            raise RuntimeError("operation not permitted when stream is capturing")
+
+    def MemoryPool(self):  # noqa: N802
+        return type("Pool", (), {"malloc": None, "total_bytes": lambda self: 0})()
+
+    def using_allocator(self, allocator):
+        import contextlib
+        return contextlib.nullcontext()
+
+    def get_current_stream(self):
+        return self.current or self.Stream()
+
+    def Stream(self, non_blocking=False):  # noqa: N802
+        fake = self
+
+        class FakeStream:
+            recorded = None
+
+            def __enter__(self):
+                self.previous, fake.current = fake.current, self
+                return self
+
+            def __exit__(self, *exc):
+                fake.current = self.previous
+
+            def record(self):
+                return None
+
+            def wait_event(self, event):
+                pass
+
+            def begin_capture(self):
+                self.recorded, fake.capturing = [], self
+
+            def end_capture(self):
+                fake.capturing, work = None, list(self.recorded)
+                return type("Graph", (), {"launch": lambda g, stream=None: [w() for w in work]})()
+
+        return FakeStream()
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    from tinygrad_mlp import device as dev
+
+    fake = _FakeCuda()
+    monkeypatch.setattr(dev, "_cupy", fake)
+    monkeypatch.setattr(dev, "_cupy_error", None)
+    return fake
+
+
+def _double(fake):
+    calls = []
+
+    def step(x):
+        calls.append(1)
+        out = fake.ndarray(np.zeros(x.shape))
+        fake.launch(lambda: np.multiply(x.a, 2, out=out.a))
+        return out
+    return step, calls
+
+
+def test_jit_warms_up_captures_then_replays_with_new_inputs(fake_cupy):
+    step, calls = _double(fake_cupy)
+    jitted = TinyJit(step)
+    x = fake_cupy.ndarray([1.0, 2.0])
+    assert list(jitted(x).a) == [2.0, 4.0]  # call 1: eager
+    assert list(jitted(x).a) == [2.0, 4.0]  # call 2: captured, then replayed once
+    out = jitted(fake_cupy.ndarray([5.0, 6.0]))  # later calls: replay, fn not called
+    assert list(out.a) == [10.0, 12.0] and len(calls) == 2
+    assert jitted(fake_cupy.ndarray([0.0, 1.0])) is out  # one static output buffer
+
+
+def test_jit_gives_each_shape_its_own_capture_up_to_the_limit(fake_cupy):
+    step, _ = _double(fake_cupy)
+    jitted = TinyJit(step, max_captures=2)
+    for n in (2, 3):
+        for _ in range(3):
+            out = jitted(fake_cupy.ndarray(np.ones(n)))
+        assert list(out.a) == [2.0] * n
+    with pytest.raises(RuntimeError, match="already 2 captures"):
+        jitted(fake_cupy.ndarray(np.ones(4)))
+
+
+def test_jit_falls_back_to_eager_when_capture_fails(fake_cupy):
+    calls = []
+
+    def step(x):
+        calls.append(1)
+        fake_cupy.sync()  # a host sync: refused while capturing
+        out = fake_cupy.ndarray(np.zeros(x.shape))
+        fake_cupy.launch(lambda: np.add(x.a, 1, out=out.a))
+        return out
+
+    jitted = TinyJit(step)
+    x = fake_cupy.ndarray([1.0])
+    jitted(x)
+    with pytest.warns(RuntimeWarning, match="capture failed, running eagerly.*capturing"):
+        assert list(jitted(x).a) == [2.0]  # the failed call is redone eagerly
+    assert list(jitted(fake_cupy.ndarray([5.0])).a) == [6.0] and len(calls) == 4

@@ -12,6 +12,8 @@ Rules (the graph cannot change after capture; tests/test_jit.py documents each):
   the next call.
 - A call with other shapes, dtypes or devices gets a capture of its own (e.g. the last batch of
   96), up to ``max_captures``; beyond that, a clear error.
+- If a capture fails (an operation CUDA graphs refuse), TinyJit warns once with the reason and
+  runs that step eagerly from then on, so training goes on at eager speed.
 - Inside the step: no host sync (``.item()``, ``float(x)``, printing values), no host-to-device
   copies, no ``cupy.random``. Learning rates of ``optim.SGD`` live in device memory, so changing
   ``optimizer.lr`` needs no re-capture; Adam's step count is a Python number and is frozen.
@@ -20,6 +22,9 @@ Rules (the graph cannot change after capture; tests/test_jit.py documents each):
 """
 
 from __future__ import annotations
+
+import contextlib
+import warnings
 
 from . import device as _dev
 from .tensor import Tensor
@@ -48,7 +53,7 @@ class _Capture:
     """
 
     def __init__(self, cupy):
-        self.cupy, self.graph = cupy, None
+        self.cupy, self.graph, self.error = cupy, None, None
         self.pool = cupy.cuda.MemoryPool()
         # Warm-up and capture share one side stream (CuPy captures only off the default stream),
         # so the pool's blocks for that stream exist before capture and no cudaMalloc runs in it.
@@ -78,14 +83,24 @@ class _Capture:
             self.stream.begin_capture()
             try:
                 self.output = fn(*static_args)
-            finally:
-                self.graph = self.stream.end_capture()
+            except BaseException:
+                with contextlib.suppress(Exception):  # keep the first error, not end_capture's
+                    self.stream.end_capture()
+                raise
+            self.graph = self.stream.end_capture()
 
         previous, _dev.capturing = _dev.capturing, True
         try:
             self._on_side_stream(record)
+        except Exception as e:
+            self.graph, self.error = None, e
         finally:
             _dev.capturing = previous
+        if self.error is not None:  # nothing ran: redo this step, and later ones, eagerly
+            warnings.warn(f"TinyJit: capture failed, running eagerly instead: "
+                          f"{type(self.error).__name__}: {self.error}", RuntimeWarning,
+                          stacklevel=3)
+            return self.warm_up(fn, args)
         return self.replay(args)
 
     def replay(self, args):
@@ -125,6 +140,8 @@ class TinyJit:
                                    f"shapes; this call has {key}")
             capture = self.captures[key] = _Capture(_dev.check_gpu(devices.pop()))
             return capture.warm_up(self.fn, args)  # call 1: compile kernels, grow the pool
+        if capture.error is not None:
+            return capture.warm_up(self.fn, args)  # capture failed once: stay eager
         if capture.graph is None:
             return capture.capture(self.fn, args)  # call 2: record, then replay once
         return capture.replay(args)

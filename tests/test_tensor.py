@@ -78,6 +78,15 @@ def test_no_grad_as_decorator():
     assert not f(Tensor([1.0], requires_grad=True)).requires_grad
 
 
+def test_no_grad_decorator_is_reentrant():
+    @no_grad()
+    def depth(n):
+        return depth(n - 1) if n else Tensor([1.0], requires_grad=True) * 2
+
+    assert not depth(3).requires_grad
+    assert (Tensor([1.0], requires_grad=True) * 2).requires_grad  # restored after the recursion
+
+
 def test_only_leaves_get_grad(device):
     x = Tensor([1.0], requires_grad=True, device=device)
     h = x * 2

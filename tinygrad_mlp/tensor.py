@@ -20,11 +20,13 @@ class no_grad(contextlib.ContextDecorator):
 
     def __enter__(self):
         global _grad_enabled
-        self._prev, _grad_enabled = _grad_enabled, False
+        # A stack, so one instance used as a decorator survives nested and recursive calls.
+        self.__dict__.setdefault("_prev", []).append(_grad_enabled)
+        _grad_enabled = False
 
     def __exit__(self, *exc):
         global _grad_enabled
-        _grad_enabled = self._prev
+        _grad_enabled = self._prev.pop()
 
 
 def unbroadcast(grad, shape):

@@ -79,9 +79,8 @@ def train_epoch(model, optimizer, x, y, batch_size, *, progress=None, step=None)
     step_loss = xp.empty(steps, dtype=np.float32)
     step_correct = xp.empty(steps, dtype=np.int64)
     for i, start in enumerate(range(0, n, batch_size)):
-        yb = y[start:start + batch_size]
-        loss, correct = step_fn(x[start:start + batch_size], yb)
-        step_loss[i] = loss * len(yb)  # batch sum, so the last small batch weighs right
+        loss, correct = step_fn(x[start:start + batch_size], y[start:start + batch_size])
+        step_loss[i] = loss  # one device copy per value; no arithmetic in the loop
         step_correct[i] = correct
         if progress is not None:
             progress.update(1)
@@ -89,7 +88,9 @@ def train_epoch(model, optimizer, x, y, batch_size, *, progress=None, step=None)
     bad = np.flatnonzero(~np.isfinite(losses))
     if len(bad):
         raise TrainingDiverged(f"loss became {losses[bad[0]]} at step {bad[0] + 1}")
-    return float(losses.sum(dtype=np.float64) / n), float(step_correct.sum()) / n
+    # Batch means weighted by batch size, so the last, smaller batch counts right.
+    sizes = np.minimum(batch_size, n - batch_size * np.arange(steps))
+    return float(losses @ sizes.astype(np.float64) / n), float(step_correct.sum()) / n
 
 
 @no_grad()

@@ -20,6 +20,7 @@ class Optimizer:
         for i, p in enumerate(self.params):
             if not p.requires_grad:
                 raise ValueError(f"{type(self).__name__}: parameter {i} does not require grad")
+        self._lr_arrays = {}  # (device, dtype) -> 0-d device array holding lr
         self.lr = lr
         self.step_count = 0
 
@@ -46,7 +47,7 @@ class Optimizer:
     def lr(self, value):
         _check(f"{type(self).__name__}: learning rate", value, low=0.0)
         self._lr = float(value)
-        for array in getattr(self, "_lr_arrays", {}).values():
+        for array in self._lr_arrays.values():
             array.fill(self._lr)  # in place: a captured step graph reads the new value
 
     def _lr_for(self, p):
@@ -54,8 +55,6 @@ class Optimizer:
         (one per device and dtype, updated in place, so CUDA-graph replays see changes)."""
         if p.device == "cpu":
             return self._lr
-        if not hasattr(self, "_lr_arrays"):
-            self._lr_arrays = {}
         key = (p.device, p.dtype)
         if key not in self._lr_arrays:
             self._lr_arrays[key] = _dev.module_of(p.data).full((), self._lr, dtype=p.dtype)
@@ -131,18 +130,8 @@ class SGD(Optimizer):
             return super().step()
         for p in self.params:
             if p.grad is not None:
-                _fused.sgd_step(p.data, p.grad.data, self._one_for(p))
+                _fused.sgd_step(p.data, p.grad.data, 1.0)  # fused caches the device scalar
         self.step_count += 1
-
-    def _one_for(self, p):
-        if p.device == "cpu":
-            return 1.0
-        if not hasattr(self, "_ones"):
-            self._ones = {}
-        key = (p.device, p.dtype)
-        if key not in self._ones:
-            self._ones[key] = _dev.module_of(p.data).ones((), dtype=p.dtype)
-        return self._ones[key]
 
     def _update(self, i, p, t):
         buf = self.momentum_buffers[i]

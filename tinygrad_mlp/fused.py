@@ -108,6 +108,16 @@ def _same_module(op: str, xp, **arrays) -> None:
             )
 
 
+def _operands(op: str, name: str, first, **others):
+    """(xp, 'float'|'double') for the dispatching array ``first``, after checking that every
+    array in ``others`` has its module and dtype."""
+    xp = _module_of(op, name, first)
+    _same_module(op, xp, **others)
+    real = _real_name(first.dtype, op)
+    _same_dtype(op, first.dtype, **others)
+    return xp, real
+
+
 def _same_dtype(op: str, dtype, **arrays) -> None:
     for name, a in arrays.items():
         if a.dtype != dtype:
@@ -131,10 +141,7 @@ def bias_relu(y, b):
     y: (N, F) float32/float64, C-contiguous (written in place); b: (F,) of the same dtype.
     A NaN in ``y + b`` stays NaN (as numpy.maximum).
     """
-    xp = _module_of("bias_relu", "y", y)
-    _same_module("bias_relu", xp, b=b)
-    real = _real_name(y.dtype, "bias_relu")
-    _same_dtype("bias_relu", y.dtype, b=b)
+    xp, real = _operands("bias_relu", "y", y, b=b)
     if y.ndim != 2 or b.shape != (y.shape[1],):
         raise ValueError(f"bias_relu: expected y (N, F) and b (F,), got {y.shape} and {b.shape}")
     _writable("bias_relu", "y", y)
@@ -158,10 +165,7 @@ def relu_backward(grad, out, dx=None):
     exactly 0 is 0, as in PyTorch). dx: None (a new array), or a C-contiguous array of that
     shape and dtype to write into; it may be ``grad`` itself (in place).
     """
-    xp = _module_of("relu_backward", "grad", grad)
-    _same_module("relu_backward", xp, out=out)
-    real = _real_name(grad.dtype, "relu_backward")
-    _same_dtype("relu_backward", grad.dtype, out=out)
+    xp, real = _operands("relu_backward", "grad", grad, out=out)
     if out.shape != grad.shape:
         raise ValueError(f"relu_backward: grad {grad.shape} and out {out.shape} differ in shape")
     if dx is None:
@@ -360,10 +364,7 @@ def sgd_step(param, grad, lr, *, momentum=0.0, buf=None, nesterov=False, weight_
     array; a float lr uses a cached 0-d device array per value. momentum and weight_decay are
     passed by value (a captured graph keeps the values it was captured with).
     """
-    xp = _module_of("sgd_step", "param", param)
-    _same_module("sgd_step", xp, grad=grad)
-    real = _real_name(param.dtype, "sgd_step")
-    _same_dtype("sgd_step", param.dtype, grad=grad)
+    xp, real = _operands("sgd_step", "param", param, grad=grad)
     if grad.shape != param.shape:
         raise ValueError(f"sgd_step: grad {grad.shape} and param {param.shape} differ in shape")
     _writable("sgd_step", "param", param)

@@ -44,6 +44,7 @@ CUPY_NVRTC_OPTIONS = ("--std=c++17", "-ftz=true", f"-arch=sm_{ARCH}",
 
 # ptxas: the per-kernel report, and spills / any local memory as errors, not warnings.
 PTXAS_OPTIONS = ("-v", "-warn-spills", "-warn-lmem-usage", "-Werror")
+NVRTC_PTXAS_OPTIONS = tuple(o for option in PTXAS_OPTIONS for o in ("-Xptxas", option))
 
 
 def fused_options(real: str) -> tuple[str, ...]:
@@ -115,7 +116,7 @@ def nvrtc_build(source: str, name: str, options) -> Build:
     lib = find_nvrtc()
     if lib is None:
         raise CompileError("libnvrtc not found (the nvidia-cuda-nvrtc wheel provides it)")
-    options = list(options) + [o for opt in PTXAS_OPTIONS for o in ("-Xptxas", opt)]
+    options = list(options) + list(NVRTC_PTXAS_OPTIONS)
     prog = ctypes.c_void_p()
     status = lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), name.encode(), 0,
                                     None, None)

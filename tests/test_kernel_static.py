@@ -8,6 +8,8 @@ here skip with the reason; the builds themselves live in ``kernel_compile.py``.
 
 from __future__ import annotations
 
+import datetime
+import importlib.util
 import re
 import types
 
@@ -146,3 +148,18 @@ def test_report_reads_shared_and_constant_memory_per_kernel():
     assert report["one"]["smem"] == 64 * 4 and report["two"]["smem"] == 0
     assert report["two"]["cmem"] - report["one"]["cmem"] == 8  # one more 8-byte parameter
     assert report["one"]["registers"] > 0 and report["two"]["registers"] > 0
+
+
+@needs_nvrtc
+def test_kernel_report_lists_every_kernel_and_dtype():
+    spec = importlib.util.spec_from_file_location(
+        "kernel_report", kc.KERNEL_DIR.parent / "benchmarks" / "kernel_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    lines = report.report_lines(datetime.date(2026, 1, 2))
+    assert lines[0].startswith("# Kernel register report, 2026-01-02")
+    rows = {tuple(line.split()[:3]) for line in lines if not line.startswith("#")}
+    for name in kc.KERNEL_FILES:
+        for entry in entry_points(name):
+            for real in kc.REALS:
+                assert (entry, name, real) in rows, (entry, name, real)

@@ -51,11 +51,14 @@ def report_lines(today: datetime.date) -> list[str]:
     present, notes = compilers()
     lines = [f"# Kernel register report, {today.isoformat()}, target sm_{kc.ARCH} (H100)"]
     if "nvrtc" in present:
-        options = kc.cupy_nvrtc_options("<float|double>") + kc.NVRTC_PTXAS_OPTIONS
-        lines.append(f"# NVRTC {kc.nvrtc_version(kc.find_nvrtc())} (CuPy's RawModule options, "
-                     f"its -I paths aside): {' '.join(options)}")
+        options = " ".join(kc.cupy_nvrtc_options("<float|double>"))
+        checks = " ".join(kc.NVRTC_CHECKS)
+        lines.append(f"# NVRTC {kc.nvrtc_version(kc.find_nvrtc())}: {options} "
+                     f"(CuPy's RawModule options, its -I paths aside) + checks {checks}")
     if "nvcc" in present:
-        lines.append(f"# nvcc {kc.nvcc_version()}: " + " ".join(kc.nvcc_options("<float|double>")))
+        options = " ".join(kc.nvcc_options("<float|double>"))
+        checks = " ".join(kc.NVCC_CHECKS)
+        lines.append(f"# nvcc {kc.nvcc_version()}: {options} + checks {checks}")
     lines += [f"# {note}" for note in notes]
     rows = [COLUMNS]
     for name in kc.KERNEL_FILES:

@@ -42,9 +42,14 @@ ARCH = "90"  # H100, the GPU the benchmarks run on
 CUPY_NVRTC_OPTIONS = ("--std=c++17", "-ftz=true", f"-arch=sm_{ARCH}",
                       "--device-as-default-execution-space")
 
-# ptxas: the per-kernel report, and spills / any local memory as errors, not warnings.
+# Checks on top of the build options; they change no generated code. ptxas: the per-kernel
+# report, and spills / any local memory as errors. Front end: every warning an error, and NVRTC's
+# -Wconversion, which names the source line of an implicit double -> float narrowing.
 PTXAS_OPTIONS = ("-v", "-warn-spills", "-warn-lmem-usage", "-Werror")
-NVRTC_PTXAS_OPTIONS = tuple(o for option in PTXAS_OPTIONS for o in ("-Xptxas", option))
+NVRTC_PTXAS_CHECKS = tuple(o for option in PTXAS_OPTIONS for o in ("-Xptxas", option))
+NVRTC_CHECKS = ("-Werror=all-warnings", "-Wconversion") + NVRTC_PTXAS_CHECKS
+NVCC_PTXAS_CHECKS = ("-Xptxas", ",".join(PTXAS_OPTIONS))
+NVCC_CHECKS = ("--Werror", "all-warnings") + NVCC_PTXAS_CHECKS  # nvcc 13 has no -Wconversion
 
 
 def fused_options(real: str) -> tuple[str, ...]:
@@ -111,12 +116,12 @@ def _nvrtc_bytes(lib, prog, size_fn, get_fn) -> bytes:
     return buf.raw[: size.value]
 
 
-def nvrtc_build(source: str, name: str, options) -> Build:
-    """Compile with NVRTC and ptxas's report on; CompileError with the log on failure."""
+def nvrtc_build(source: str, name: str, options, checks=NVRTC_CHECKS) -> Build:
+    """Compile with NVRTC and the ``checks``; CompileError with the log on failure."""
     lib = find_nvrtc()
     if lib is None:
         raise CompileError("libnvrtc not found (the nvidia-cuda-nvrtc wheel provides it)")
-    options = list(options) + list(NVRTC_PTXAS_OPTIONS)
+    options = list(options) + list(checks)
     prog = ctypes.c_void_p()
     status = lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), name.encode(), 0,
                                     None, None)
@@ -164,22 +169,20 @@ def nvcc_version() -> str | None:
 
 
 def nvcc_options(real: str) -> tuple[str, ...]:
-    """CuPy's code-generation options for nvcc (its NVRTC-only execution-space flag aside),
-    every front-end warning an error, ptxas's report with spills and local memory as errors."""
-    return (fused_options(real) + ("--std=c++17", "-ftz=true", f"-arch=sm_{ARCH}",
-                                   "--Werror", "all-warnings",
-                                   "-Xptxas", ",".join(PTXAS_OPTIONS)))
+    """CuPy's code-generation options for nvcc (its NVRTC-only execution-space flag aside)."""
+    return fused_options(real) + ("--std=c++17", "-ftz=true", f"-arch=sm_{ARCH}")
 
 
-def nvcc_build(source: str, name: str, options) -> Build:
-    """Compile with nvcc to a cubin (keeping its PTX); CompileError with the log on failure."""
+def nvcc_build(source: str, name: str, options, checks=NVCC_CHECKS) -> Build:
+    """Compile with nvcc and the ``checks`` to a cubin (keeping its PTX); CompileError with the
+    log on failure."""
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         raise CompileError("nvcc is not on PATH")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / name
         src.write_text(source)
-        cmd = [nvcc, "-cubin", *options, "--keep", "--keep-dir", tmp,
+        cmd = [nvcc, "-cubin", *options, *checks, "--keep", "--keep-dir", tmp,
                "-o", str(src.with_suffix(".cubin")), str(src)]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         log = result.stdout + result.stderr

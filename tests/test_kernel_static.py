@@ -27,18 +27,22 @@ needs_nvcc = pytest.mark.skipif(
 COMPILERS = [pytest.param("nvrtc", marks=needs_nvrtc), pytest.param("nvcc", marks=needs_nvcc)]
 BUILDERS = {"nvrtc": (kc.nvrtc_build, kc.cupy_nvrtc_options),
             "nvcc": (kc.nvcc_build, kc.nvcc_options)}
+PTXAS_ONLY = {"nvrtc": kc.NVRTC_PTXAS_CHECKS, "nvcc": kc.NVCC_PTXAS_CHECKS}
 
 
 def entry_points(filename):
     return re.findall(r'extern "C" __global__ void (\w+)\(', (kc.KERNEL_DIR / filename).read_text())
 
 
-def build_variant(compiler, filename, real, old="", new="", extra_options=()):
-    """Build a copy of ``filename`` with ``old`` replaced by ``new`` (``old`` must occur)."""
+def build_variant(compiler, filename, real, old="", new="", extra_options=(), checks=None):
+    """Build a copy of ``filename`` with ``old`` replaced by ``new`` (``old`` must occur), under
+    the compiler's full checks unless ``checks`` is given."""
     source = (kc.KERNEL_DIR / filename).read_text()
     assert old in source, f"{filename} no longer contains {old!r}: update this test"
     build, options = BUILDERS[compiler]
-    return build(source.replace(old, new), filename, options(real) + tuple(extra_options))
+    kwargs = {} if checks is None else {"checks": checks}
+    return build(source.replace(old, new), filename, options(real) + tuple(extra_options),
+                 **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,13 +128,32 @@ def test_double_build_is_seen_as_double(compiler, name):
     assert sorted({kernel for kernel, _, _ in lines}) == sorted(entry_points(name))
 
 
+# `1.0 / sum` instead of `(real)1 / sum`: C promotes the division to double.
+DOUBLE_LITERAL = ("softmax_xent.cu", "float", "const real inv_sum = (real)1 / sum;",
+                  "const real inv_sum = 1.0 / sum;")
+
+
 @pytest.mark.parametrize("compiler", COMPILERS)
-def test_a_double_literal_in_a_float_build_is_caught(compiler):
-    # `1.0 / sum` instead of `(real)1 / sum`: C promotes the division to double.
-    build = build_variant(compiler, "softmax_xent.cu", "float", "(real)1 / sum", "1.0 / sum")
+def test_a_double_literal_in_a_float_build_is_caught_in_the_ptx(compiler):
+    # ptxas's checks only: the PTX scan must catch it on its own.
+    build = build_variant(compiler, *DOUBLE_LITERAL, checks=PTXAS_ONLY[compiler])
     lines = kc.f64_lines(build.ptx)
     assert lines and {kernel for kernel, _, _ in lines} == {"softmax_xent"}
     assert any(re.match(r"(div|rcp)\.\w+\.f64", line) for _, _, line in lines), lines
+
+
+@needs_nvrtc
+def test_a_double_literal_in_a_float_build_fails_nvrtc_at_its_line():
+    # NVRTC's -Wconversion under -Werror names the line of the narrowing.
+    with pytest.raises(kc.CompileError, match=r"softmax_xent.cu\(\d+\): error.*conversion"):
+        build_variant("nvrtc", *DOUBLE_LITERAL)
+
+
+@pytest.mark.parametrize("compiler", COMPILERS)
+def test_a_front_end_warning_fails_the_build(compiler):
+    with pytest.raises(kc.CompileError, match=r'variable "unused" was declared'):
+        build_variant(compiler, "sgd.cu", "float", "    const real rate = *lr;\n",
+                      "    const real rate = *lr;\n    int unused = 0;\n")
 
 
 # --------------------------------------------------------------------------------------------

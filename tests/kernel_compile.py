@@ -26,11 +26,12 @@ KERNEL_FILES = sorted(p.name for p in KERNEL_DIR.glob("*.cu"))
 REALS = ("float", "double")
 ARCH = "90"  # H100, the GPU the benchmarks run on
 
-# What cupy.RawModule(code=..., options=user_options) hands to NVRTC on a CUDA 13 build of CuPy,
-# after the user's options (for fused.py: only -DREAL=...), in this order:
-#   cupy/_core/core.pyx, assemble_cupy_compiler_options(): "--std=c++17" (no -std given), then
-#       -I for CuPy's bundled CCCL, CuPy's include dir and the CUDA headers (left out here: no
-#       kernel has an #include, which tests/test_kernel_static.py checks);
+# What cupy.RawModule(code=..., options=user_options) adds for NVRTC on CUDA 13 (CuPy's source
+# read at cupy/cupy 6b6d9563, August 2026), after the user's options (fused.py: only -DREAL=...):
+#   cupy/_core/core.pyx, assemble_cupy_compiler_options() (via compile_with_cache()):
+#       "--std=c++17" (no -std given), plus -I for CuPy's bundled CCCL (put first), CuPy's
+#       include dir and the CUDA headers (left out here: no kernel has an #include, which
+#       tests/test_kernel_static.py checks); RawModule prepends no CuPy headers to the source;
 #   cupy/cuda/compiler.py, _compile_with_cache_cuda(): "-ftz=true" (CuPy never passes
 #       --use_fast_math; "--device-debug --generate-line-info" only with
 #       CUPY_CUDA_COMPILE_WITH_DEBUG=1; "-DCUPY_USE_JITIFY" only with jitify=True);

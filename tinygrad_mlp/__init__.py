@@ -2,8 +2,9 @@
 
 from . import functional, nn, optim
 from .gradcheck import GradcheckError, gradcheck
+from .profiler import profile
 from .tensor import Function, Tensor, no_grad
 
 __version__ = "0.1.0"
 __all__ = ["Tensor", "Function", "no_grad", "gradcheck", "GradcheckError", "nn", "optim",
-           "functional"]
+           "functional", "profile"]

@@ -170,34 +170,37 @@ class Profile:
         for clock in self._clocks.values():
             clock.sync()  # the wall time includes the queued GPU work
         self.wall_seconds = time.perf_counter() - self._start
-        self._rows = None
+        self._rows = self._aggregate(self._records)  # GPU: the one read of the events
+        self._records = []
         return False
 
     # ---- results ----------------------------------------------------------------------
-    def _aggregate(self):
-        if self._rows is None:
-            sums = defaultdict(lambda: [0, 0.0, 0])  # calls, seconds, flops
-            for kind, name, phase, clock, measurement, flops in self._records:
-                row = sums[kind, name, phase]
-                row[0] += 1
-                row[1] += clock.seconds(measurement)
-                row[2] += flops
-            self._rows = {"op": [], "kernel": []}
-            for (kind, name, phase), (calls, seconds, flops) in sums.items():
-                self._rows[kind].append({
-                    "name": name, "phase": phase, "calls": calls, "total_seconds": seconds,
-                    "mean_seconds": seconds / calls,
-                    "gflops_per_second": flops / seconds / 1e9 if flops and seconds else None})
-            for rows in self._rows.values():
-                rows.sort(key=lambda r: r["total_seconds"], reverse=True)
-        return self._rows
+    @staticmethod
+    def _aggregate(records) -> dict:
+        sums = defaultdict(lambda: [0, 0.0, 0])  # calls, seconds, flops
+        for kind, name, phase, clock, measurement, flops in records:
+            row = sums[kind, name, phase]
+            row[0] += 1
+            row[1] += clock.seconds(measurement)
+            row[2] += flops
+        rows = {"op": [], "kernel": []}
+        for (kind, name, phase), (calls, seconds, flops) in sums.items():
+            rows[kind].append({
+                "name": name, "phase": phase, "calls": calls, "total_seconds": seconds,
+                "mean_seconds": seconds / calls,
+                "gflops_per_second": flops / seconds / 1e9 if flops and seconds else None})
+        for kind_rows in rows.values():
+            kind_rows.sort(key=lambda r: r["total_seconds"], reverse=True)
+        return rows
 
     def rows(self, kind: str = "op") -> list[dict]:
         """Aggregated rows of ``"op"`` or ``"kernel"``: name, phase, calls, total_seconds,
         mean_seconds, gflops_per_second (None where no GEMM ran), by total time, longest first."""
         if kind not in ("op", "kernel"):
             raise ValueError(f"rows: kind must be 'op' or 'kernel', not {kind!r}")
-        return self._aggregate()[kind]
+        if self._rows is None:
+            raise RuntimeError("the profile has results once its `with` block has ended")
+        return self._rows[kind]
 
     def gemm_seconds(self) -> float:
         """Time in GEMMs (the ``matmul`` kernel rows)."""

@@ -71,8 +71,9 @@ class Function:
                     f"{cls.__name__}: tensors are on different devices: {device} and {t.device}"
                 )
         ctx = cls(*tensors)
-        forward = ctx.forward if _profiler is None else _profiler.wrap(ctx, "forward")
-        data = forward(*[t.data for t in tensors], **params)
+        arrays = [t.data for t in tensors]
+        data = (ctx.forward(*arrays, **params) if _profiler is None
+                else _profiler.wrap(ctx, "forward")(*arrays, **params))
         if isinstance(data, np.generic):  # NumPy reductions return scalars; keep 0-d arrays
             data = np.asarray(data)
         out = Tensor._wrap(data, device)
@@ -242,8 +243,8 @@ class Tensor:
                                          node.device)
                 continue
             ctx = node._ctx
-            backward = ctx.backward if _profiler is None else _profiler.wrap(ctx, "backward")
-            parent_grads = backward(g)
+            parent_grads = (ctx.backward(g) if _profiler is None
+                            else _profiler.wrap(ctx, "backward")(g))
             if not isinstance(parent_grads, tuple):
                 parent_grads = (parent_grads,)
             for parent, pg in zip(ctx.parents, parent_grads):

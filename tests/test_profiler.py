@@ -205,3 +205,10 @@ def test_nothing_is_timed_while_a_cuda_graph_is_captured(monkeypatch):
     with tinygrad_mlp.profile() as prof:
         loss = step()
     assert prof.rows("op") == [] and prof.rows("kernel") == [] and np.isfinite(loss.item())
+
+
+@pytest.mark.parametrize("a, b, flops", [((4, 3), (3, 5), 2 * 4 * 3 * 5), ((3,), (3, 5), 2 * 3 * 5),
+                                         ((4, 3), (3,), 2 * 4 * 3), ((3,), (3,), 2 * 3),
+                                         ((2, 4, 3), (3, 5), 2 * 2 * 4 * 3 * 5)])
+def test_gemm_flops(a, b, flops):
+    assert profiler._gemm_flops(np.ones(a), np.ones(b)) == flops

@@ -88,7 +88,8 @@ class EventClock:
 def _gemm_flops(a, b) -> int:
     """2 * M * N * K (times the batch) for ``a @ b``; 1-D operands count as a row / a column."""
     k = a.shape[-1]
-    out = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + a.shape[-2:-1] + b.shape[-1:]
+    out = (np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + a.shape[-2:-1]
+           + (b.shape[-1:] if b.ndim > 1 else ()))
     return 2 * int(np.prod(out, dtype=np.int64)) * k
 
 
@@ -121,10 +122,10 @@ class Profile:
     def wrap(self, fn: _tensor.Function, phase: str):
         """``fn.forward`` or ``fn.backward``, timed (called by the autodiff core)."""
         method = getattr(fn, phase)
-        device_array = fn.parents[0].data if fn.parents else None
+        device_array = fn.parents[0].data
 
         def timed(*args, **kwargs):
-            clock = self._clock(device_array if device_array is not None else args[0])
+            clock = self._clock(device_array)
             if clock is None:
                 return method(*args, **kwargs)
             outer_phase, outer_flops = self._phase, self._op_flops

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything that needs an NVIDIA GPU, in one call, logs under $OUT (8 files at most):
 #   GPU tests (--require-gpu), fused-kernel micro-benchmarks, the training benchmark against
-#   peers, and the 30-epoch reference run with --device gpu (plus 3 epochs eager, for the ratio).
+#   peers, the 30-epoch reference run with --device gpu (plus 3 epochs eager, for the ratio),
+#   and the per-op profile of one GPU epoch.
 # MNIST travels as IDX files in the ignored folder .mnist/ (see README: "GPU runs").
 #   device tool:  carry [".mnist"], command: bash benchmarks/run_gpu.sh
 set -uo pipefail
@@ -22,3 +23,6 @@ python -m tinygrad_mlp.train --device gpu --metrics-json "$OUT/train-gpu-30.json
   | tee "$OUT/train-gpu-30.log"
 python -m tinygrad_mlp.train --device gpu --no-jit --epochs 3 2>&1 | tee -a "$log"
 python -m tinygrad_mlp.train --device cpu --epochs 3 2>&1 | tee -a "$log"  # same seed: compare losses
+# Per-op profile of one GPU epoch (run eagerly: a replayed graph has no op boundaries).
+python -m tinygrad_mlp.train --device gpu --epochs 2 --profile --quiet \
+  --metrics-json "$OUT/profile-gpu.json" 2>&1 | tee "$OUT/profile-gpu.log"

@@ -1,9 +1,10 @@
 """tinygrad_mlp: a small, fast, readable autodiff framework over NumPy (CPU) and CuPy (GPU)."""
 
-from . import functional, nn, optim
+from . import functional, nn, optim, viz
 from .gradcheck import GradcheckError, gradcheck
+from .profiler import profile
 from .tensor import Function, Tensor, no_grad
 
 __version__ = "0.1.0"
 __all__ = ["Tensor", "Function", "no_grad", "gradcheck", "GradcheckError", "nn", "optim",
-           "functional"]
+           "functional", "profile", "viz"]

@@ -13,6 +13,7 @@ import numpy as np
 from . import device as _dev
 
 _grad_enabled = True
+_profiler = None  # a tinygrad_mlp.profiler.Profile while one records; else one `is None` test
 
 
 class no_grad(contextlib.ContextDecorator):
@@ -70,7 +71,9 @@ class Function:
                     f"{cls.__name__}: tensors are on different devices: {device} and {t.device}"
                 )
         ctx = cls(*tensors)
-        data = ctx.forward(*[t.data for t in tensors], **params)
+        arrays = [t.data for t in tensors]
+        data = (ctx.forward(*arrays, **params) if _profiler is None
+                else _profiler.wrap(ctx, "forward")(*arrays, **params))
         if isinstance(data, np.generic):  # NumPy reductions return scalars; keep 0-d arrays
             data = np.asarray(data)
         out = Tensor._wrap(data, device)
@@ -240,7 +243,8 @@ class Tensor:
                                          node.device)
                 continue
             ctx = node._ctx
-            parent_grads = ctx.backward(g)
+            parent_grads = (ctx.backward(g) if _profiler is None
+                            else _profiler.wrap(ctx, "backward")(g))
             if not isinstance(parent_grads, tuple):
                 parent_grads = (parent_grads,)
             for parent, pg in zip(ctx.parents, parent_grads):

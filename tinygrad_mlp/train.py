@@ -10,6 +10,7 @@ This is the only module that parses flags, prints progress or writes files for t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import platform
@@ -20,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, data, nn, optim
+from . import __version__, data, nn, optim, viz
 from . import device as _dev
 from . import functional as F
 from .data import atomic_open
 from .jit import TinyJit
+from .profiler import profile
 from .tensor import Tensor, no_grad
 
 LOG_FORMAT = "loss: {:.4f} / {:.4f}\taccuracy: {:.4f} / {:.4f}\tstep {}  {:.2f} sec"
@@ -152,6 +154,17 @@ def _number(kind, low, inclusive=False, what="a number"):
     return parse
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction in (0, 1] "
+                                         "(write 0.96 for 96%)")
+    return value
+
+
 def _device_flag(text):
     if text.strip().lower() == "auto":
         return "auto"
@@ -194,6 +207,17 @@ def build_parser():
     p.add_argument("--save", metavar="PATH", help="checkpoint (.npz) written after every epoch")
     p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no data messages")
+    p.add_argument("--dry-run", action="store_true",
+                   help="smoke test: one epoch of one training batch and one test batch")
+    p.add_argument("--target-acc", type=_fraction, metavar="X",
+                   help="exit with status 4 when the final test accuracy is below X, "
+                        "a fraction in (0, 1] such as 0.97")
+    p.add_argument("--profile", action="store_true",
+                   help="time every op and kernel of the last epoch and print the table to "
+                        "stderr; earlier epochs are the warm-up (--epochs 2: one warm-up epoch)")
+    p.add_argument("--dump-graph", metavar="PATH",
+                   help="write the graph of one training step's loss as DOT text "
+                        "(.svg/.png/.pdf: rendered by Graphviz's dot program)")
     return p
 
 
@@ -264,6 +288,13 @@ def write_plot(path, history):
     plt.close(fig)
 
 
+def dump_graph(path, model, x, y, batch_size):
+    """Write the graph of the first training batch's loss to `path` (no update is made)."""
+    logits = model(Tensor._wrap(x[:batch_size], _dev.device_of(x)))
+    loss = F.cross_entropy(logits, y[:batch_size], check_labels=False)
+    viz.write_graph(loss, path, dict(model.named_parameters()))
+
+
 def _progress_bar(total, epoch, quiet):
     if quiet or not sys.stderr.isatty():
         return None
@@ -282,6 +313,9 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     x_train, y_train, x_test, y_test = to_device_dataset(ds, args.device)
+    if args.dry_run:
+        x_train, y_train = x_train[:args.batch_size], y_train[:args.batch_size]
+        x_test, y_test = x_test[:128], y_test[:128]
     sizes = [x_train.shape[1], *args.hidden, 10]
     config = {"sizes": sizes, "optimizer": args.optimizer, "lr": args.lr,
               "momentum": args.momentum, "batch_size": args.batch_size, "epochs": args.epochs,
@@ -306,12 +340,20 @@ def main(argv=None) -> int:
         first_epoch = done + 1
         log(f"resumed from {args.resume} after epoch {done}")
 
+    if args.dump_graph:
+        try:
+            dump_graph(args.dump_graph, model, x_train, y_train, args.batch_size)
+        except (OSError, RuntimeError) as e:
+            print(f"error: --dump-graph: {e}", file=sys.stderr)
+            return 1
     xp = _dev.module_of(x_train)
     steps = math.ceil(len(x_train) / args.batch_size)
     step = make_step(model, optimizer, jit=not args.no_jit)
     elapsed = history[-1]["elapsed_seconds"] if history else 0.0
-    pool_peak = 0
-    for epoch in range(first_epoch, args.epochs + 1):
+    pool_peak, prof = 0, None
+    last_epoch = first_epoch if args.dry_run else args.epochs
+    for epoch in range(first_epoch, last_epoch + 1):
+        profiling = args.profile and epoch == last_epoch
         start = time.perf_counter()
         xs, ys = x_train, y_train
         if args.shuffle:  # one gather per epoch on the device; batches stay views
@@ -319,8 +361,12 @@ def main(argv=None) -> int:
             xs, ys = x_train[order], y_train[order]
         bar = _progress_bar(steps, epoch, args.quiet)
         try:
-            train_loss, train_acc = train_epoch(model, optimizer, xs, ys, args.batch_size,
-                                                progress=bar, step=step)
+            # A replayed CUDA graph runs no Python ops, so the profiled epoch runs eagerly.
+            with profile() if profiling else contextlib.nullcontext() as prof_now:
+                train_loss, train_acc = train_epoch(
+                    model, optimizer, xs, ys, args.batch_size, progress=bar,
+                    step=make_step(model, optimizer, jit=False) if profiling else step)
+                test_loss, test_acc = evaluate(model, x_test, y_test, 128)
         except TrainingDiverged as e:
             print(f"error: training diverged in epoch {epoch}: {e}; try a smaller --lr",
                   file=sys.stderr)
@@ -328,7 +374,6 @@ def main(argv=None) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        test_loss, test_acc = evaluate(model, x_test, y_test, 128)
         elapsed += time.perf_counter() - start
         print(LOG_FORMAT.format(train_loss, test_loss, train_acc, test_acc, epoch, elapsed),
               flush=True)
@@ -340,13 +385,27 @@ def main(argv=None) -> int:
                         + (step.pool_bytes() if isinstance(step, TinyJit) else 0))
         if args.save:
             save_checkpoint(args.save, model, optimizer, epoch, history, shuffle_rng, config)
+        if profiling:
+            prof = prof_now
+            print(f"profile of epoch {epoch} (training and test pass):\n{prof}", file=sys.stderr)
 
     if args.metrics_json:
         write_json(args.metrics_json, {"config": config, **run_info(args), "data": ds.source,
-                                       "device_pool_peak_bytes": pool_peak, "epochs": history})
+                                       "device_pool_peak_bytes": pool_peak, "epochs": history,
+                                       "profile": prof.as_dict() if prof else None})
     if args.plot:
         write_plot(args.plot, history)
-    return 0
+    return check_target(history, args.target_acc)
+
+
+def check_target(history, target) -> int:
+    """0, or 4 (saying why on stderr) when the final test accuracy is below `target`."""
+    if target is None or (history and history[-1]["test_acc"] >= target):
+        return 0
+    final = f"{history[-1]['test_acc']:.4f}" if history else "unknown (no epoch ran)"
+    print(f"error: final test accuracy {final} is below --target-acc {target:.4f}",
+          file=sys.stderr)
+    return 4
 
 
 if __name__ == "__main__":

@@ -203,6 +203,15 @@ def test_item04_tensor_copies_and_from_numpy_shares():
         assert ts[0].item() == t.numpy()[0] == 9.0
 
 
+def test_item04_tensor_of_a_device_array_or_tensor_copies(device):
+    src = Tensor(np.arange(3.0), device=device)
+    from_array, from_tensor, moved = Tensor(src.data), Tensor(src), src.to(device)
+    src.data[0] = 7.0
+    assert from_array.numpy()[0] == from_tensor.numpy()[0] == 0.0
+    assert moved.numpy()[0] == 7.0  # .to() the same device is the tensor itself, as in torch
+    assert Tensor(src, dtype=np.float64).to("cpu").dtype == np.float64  # .to() keeps the dtype
+
+
 # ---- 5. a NumPy value on the left goes through our reflected operator ------------------------
 def test_item05_numpy_value_on_the_left(device):
     t = Tensor([1.0, 2.0], requires_grad=True, device=device)

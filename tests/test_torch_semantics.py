@@ -346,9 +346,10 @@ def test_item11_mean_over_empty_axis_is_nan(device):
 def test_item12_softmax_along_length0_axis(shape, axis, device):
     for op in ("softmax", "log_softmax"):
         x = Tensor(np.zeros(shape), requires_grad=True, device=device)
-        out = getattr(x, op)(axis)
+        with np.errstate(divide="ignore", invalid="ignore"):  # log(0) of the empty sums
+            out = getattr(x, op)(axis)
+            out.sum().backward()
         assert out.shape == shape
-        out.sum().backward()
         assert x.grad.shape == shape
     with pytest.raises(ValueError, match="length 0"):
         Tensor(np.zeros((2, 0))).max(axis=1)  # torch.amax raises here too
@@ -363,7 +364,8 @@ def test_item13_pow_zero_gradient_is_zero_at_zero(device):
     out.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
     x = Tensor([0.0, 4.0], requires_grad=True, device=device)
-    (x ** 0.5).sum().backward()  # torch: inf at 0, as the derivative is
+    with np.errstate(divide="ignore"):
+        (x ** 0.5).sum().backward()  # torch: inf at 0, as the derivative is
     np.testing.assert_array_equal(x.grad.numpy(), [np.inf, 0.25])
 
 

@@ -7,6 +7,11 @@ from helpers import check_op
 from tinygrad_mlp import Tensor, gradcheck, no_grad
 from tinygrad_mlp import functional as F
 
+try:
+    import torch
+except ImportError:  # the written-out expectations still apply
+    torch = None
+
 
 def np_cross_entropy(logits, labels):
     s = logits - logits.max(axis=1, keepdims=True)
@@ -93,6 +98,47 @@ def test_cross_entropy_stable_for_huge_logits(fused, device):
     loss.backward()
     assert loss.item() == pytest.approx(1e4 / 2, rel=1e-6)
     assert np.isfinite(x.grad.numpy()).all()
+
+
+INF = np.inf
+# Extreme logits: (logits rows, labels, loss, dlogits) as torch 2.x gives them, nan and inf kept.
+EXTREME = {
+    "pm1e30_and_minus_inf": ([[1e30, -1e30, 0.0], [0.0, -INF, 1.0]], [1, 0], 1e30,
+                             [[0.5, -0.5, 0.0], [-0.3655293, 0.0, 0.3655293]]),
+    "label_on_minus_inf": ([[0.0, -INF, 1.0]], [1], INF, [[0.26894142, -1.0, 0.7310586]]),
+    "minus_inf_row": ([[-INF, -INF, -INF]], [0], np.nan, [[np.nan] * 3]),
+    "plus_inf_logit": ([[INF, 0.0, 1.0]], [0], np.nan, [[np.nan] * 3]),
+    "tied_1e30": ([[1e30, 1e30, -1e30]], [0], np.log(2), [[-0.5, 0.5, 0.0]]),
+}
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("name", EXTREME)
+def test_cross_entropy_and_log_softmax_extreme_logits_match_torch(name, fused, device):
+    rows, labels, loss_want, grad_want = EXTREME[name]
+    logits, labels = np.array(rows, np.float32), np.array(labels)
+    x = Tensor(logits, requires_grad=True, device=device)
+    with np.errstate(all="ignore"):
+        loss = F.cross_entropy(x, labels, fused=fused)
+        loss.backward()
+        np.testing.assert_allclose(loss.item(), loss_want, rtol=1e-6)
+        np.testing.assert_allclose(x.grad.numpy(), grad_want, rtol=1e-5, atol=1e-7)
+        y = Tensor(logits, requires_grad=True, device=device)
+        logp = y.log_softmax(axis=1)
+        v = np.random.default_rng(0).standard_normal(logits.shape)
+        logp.backward(Tensor(v, device=device))
+    if torch is None:
+        return
+    t = torch.tensor(logits, requires_grad=True)
+    tl = torch.nn.functional.cross_entropy(t, torch.tensor(labels))
+    tl.backward()
+    np.testing.assert_allclose(loss.item(), tl.item(), rtol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-5, atol=1e-7)
+    t = torch.tensor(logits, requires_grad=True)
+    tlogp = t.log_softmax(1)
+    tlogp.backward(torch.tensor(v, dtype=torch.float32))
+    np.testing.assert_allclose(logp.numpy(), tlogp.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(y.grad.numpy(), t.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("bad", [10, -1])

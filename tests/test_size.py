@@ -6,7 +6,9 @@ from pathlib import Path
 
 import tinygrad_mlp.tensor
 
-CODE_LINE_BUDGET = 420  # lines holding code, not counting comments, docstrings and blank lines
+# Lines holding code, not counting comments, docstrings and blank lines. 420 until torch's
+# semantics (dtype promotion, freed-graph errors, retain_grad, scalar conversions) added 48.
+CODE_LINE_BUDGET = 475
 
 
 def code_lines(path):

@@ -61,6 +61,9 @@ def _check_linear(x: Tensor, w: Tensor, b: Tensor | None):
                          "(expected (N, in) and (in, out))")
     if b is not None and b.shape != (w.shape[1],):
         raise ValueError(f"linear: bias shape {b.shape} does not fit weight {w.shape}")
+    if x.data.dtype != w.data.dtype or b is not None and b.data.dtype != w.data.dtype:
+        raise TypeError(f"linear: input {x.dtype}, weight {w.dtype} and bias "
+                        f"{None if b is None else b.dtype} must share one dtype, as in torch")
 
 
 def linear(x: Tensor, w: Tensor, b: Tensor | None = None, *, fused: bool | None = None) -> Tensor:
@@ -133,11 +136,22 @@ def cross_entropy(logits: Tensor, target, *, fused: bool | None = None, check_la
         correct = []
         loss = _SoftmaxCrossEntropy.apply(logits, labels=labels, correct_out=correct)
         return (loss, correct[0]) if return_correct else loss
-    xp = _dev.module_of(logits.data)
-    onehot = xp.zeros(logits.shape, logits.dtype)
-    onehot[xp.arange(len(labels)), labels] = 1
-    loss = _cross_entropy_dense(logits, Tensor._wrap(onehot, logits.device), False)
+    loss = -_PickLabels.apply(logits.log_softmax(axis=1), labels=labels).mean()
     return (loss, _count_correct(logits.data, labels)) if return_correct else loss
+
+
+class _PickLabels(Function):
+    """``logp[i, labels[i]]`` for each row i. A gather, not a product with one-hot rows, which
+    would turn a -inf log-probability of another class into nan (torch's nll_loss gathers)."""
+
+    def forward(self, logp, labels):
+        self.shape, self.index = logp.shape, (_dev.module_of(logp).arange(len(labels)), labels)
+        return logp[self.index]
+
+    def backward(self, g):
+        out = _dev.module_of(g).zeros(self.shape, g.dtype)
+        out[self.index] = g
+        return out
 
 
 def _cross_entropy_dense(logits: Tensor, target: Tensor, return_correct: bool):

@@ -148,7 +148,12 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam as ``torch.optim.Adam`` (L2 ``weight_decay`` added to the gradient, no amsgrad)."""
+    """Adam as ``torch.optim.Adam`` (L2 ``weight_decay`` added to the gradient, no amsgrad).
+
+    Each parameter counts its own steps (torch's ``state['step']``): one that got no gradient in
+    a step is skipped and later bias-corrected for the steps it took. The counts are host
+    integers, so a step captured by ``TinyJit`` replays with the counts frozen at capture.
+    """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
@@ -159,11 +164,20 @@ class Adam(Optimizer):
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
         self.exp_avg = [_dev.module_of(p.data).zeros_like(p.data) for p in self.params]
         self.exp_avg_sq = [_dev.module_of(p.data).zeros_like(p.data) for p in self.params]
+        self.param_steps = np.zeros(len(self.params), np.int64)  # steps taken, per parameter
 
     def _buffers(self):
-        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
+        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq,
+                "param_step": [self.param_steps]}
+
+    def load_state_dict(self, state: dict):
+        if "param_step.0" not in state:  # saved before per-parameter counts: all took every step
+            state = {**state, "param_step.0": np.full(len(self.params), int(state["step"]))}
+        return super().load_state_dict(state)
 
     def _update(self, i, p, t):
+        self.param_steps[i] += 1
+        t = int(self.param_steps[i])
         beta1, beta2 = self.betas
         m, v = self.exp_avg[i], self.exp_avg_sq[i]
         xp, cast = _dev.module_of(p.data), p.dtype.type

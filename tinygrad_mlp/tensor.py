@@ -7,10 +7,13 @@ everything else (mean, softmax, flatten, reflected operators) is composed once f
 from __future__ import annotations
 
 import contextlib
+import math
+import weakref
 
 import numpy as np
 
 from . import device as _dev
+from . import dtypes as _dtypes
 
 _grad_enabled = True
 _profiler = None  # a tinygrad_mlp.profiler.Profile while one records; else one `is None` test
@@ -41,12 +44,42 @@ def unbroadcast(grad, shape):
     return grad.sum(axis=axes, keepdims=True).reshape(shape)
 
 
+class _Freed:
+    """Stands in for an op whose saved arrays backward() freed: reaching it again raises."""
+
+    parents = ()
+
+    def __init__(self, op: str):
+        self.op = op
+
+    def backward(self, grad):
+        raise RuntimeError(f"backward through {self.op} a second time: its graph was already "
+                           "freed by an earlier backward(); pass retain_graph=True to the first "
+                           "backward() to keep it")
+
+
+class _RetainGrad:
+    """Wraps a non-leaf tensor's op so backward() also stores the gradient reaching the tensor."""
+
+    def __init__(self, ctx, tensor: Tensor):
+        self.ctx, self.parents, self.freed = ctx, ctx.parents, ctx.freed
+        self.tensor = weakref.ref(tensor)  # no cycle: backward() reaches us only through it
+
+    def backward(self, grad):
+        self.tensor()._accumulate_grad(grad)
+        return self.ctx.backward(grad)
+
+
 class Function:
     """One op: the instance is the context that `forward` fills and `backward` reads.
 
     `forward(*arrays, **params)` returns an array; `backward(grad)` returns one gradient array (or
     None) per Tensor input. `self.needs_input_grad[i]` says whether input i wants a gradient.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.freed = _Freed(cls.__name__)  # what backward() leaves in place of a used node
 
     def __init__(self, *parents: Tensor):
         self.parents = parents
@@ -88,30 +121,39 @@ class Function:
 class Tensor:
     """An n-dimensional array with reverse-mode autodiff.
 
-    `data` may be a NumPy or CuPy array, a Tensor, a Python scalar or nested list. Float data
-    becomes float32 unless `dtype` is given; integer data keeps an integer dtype. `device` is
-    "cpu", "gpu", "cuda" or "cuda:N"; by default the device the data already lives on.
+    `data` may be a NumPy or CuPy array, a Tensor, a Python scalar or nested list; it is copied
+    (into a C-contiguous array), like ``torch.tensor``: use :meth:`from_numpy` to share memory.
+    Float data becomes float32 unless `dtype` is given; integer and bool data keep their dtype.
+    `device` is "cpu", "gpu", "cuda" or "cuda:N"; by default the device the data already lives on.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "device", "is_leaf", "_ctx", "__weakref__")
+    __array_ufunc__ = None  # NumPy values on the left defer to our reflected operators
     _rng = np.random.default_rng()
 
     def __init__(self, data, requires_grad=False, device=None, dtype=None):
-        if isinstance(data, Tensor):
-            data = data.data
+        src = data.data if isinstance(data, Tensor) else data
         if device is None:
-            host = isinstance(data, (list, tuple, int, float))
-            device = "cpu" if host else _dev.device_of(data)
+            host = isinstance(src, (list, tuple, int, float))
+            device = "cpu" if host else _dev.device_of(src)
         self.device = _dev.canonical(device)
-        data = _dev.to_device(data, self.device)
-        if dtype is not None:
-            data = data.astype(dtype, copy=False)
-        elif data.dtype.kind == "f" and data.dtype != np.float32:
-            data = data.astype(np.float32)
-        if requires_grad and data.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require gradients, not {data.dtype}")
+        data = _dev.to_device(src, self.device)
+        if dtype is None:
+            dtype = np.float32 if data.dtype.kind == "f" else data.dtype
+        # A copy of the caller's array (none if to_device already made a fresh one).
+        data = data.astype(dtype, order="C", copy=data is src)
+        _dtypes.check(data.dtype, requires_grad)
         self.data, self.grad, self.requires_grad = data, None, requires_grad
         self.is_leaf, self._ctx = True, None
+
+    @classmethod
+    def from_numpy(cls, array: np.ndarray, requires_grad=False) -> Tensor:
+        """A CPU tensor sharing `array`'s memory and dtype (float64 stays float64), like
+        ``torch.from_numpy``: in-place changes (an optimizer step) show in both."""
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+        _dtypes.check(array.dtype, requires_grad)
+        return cls._wrap(array, "cpu", requires_grad)
 
     @classmethod
     def _wrap(cls, array, device, requires_grad=False):
@@ -174,16 +216,32 @@ class Tensor:
 
     def item(self):
         if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+            raise ValueError("only tensors with one element convert to Python scalars (item(), "
+                             f"float(), int()), got shape {self.shape}")
         return self.data.item()
 
+    # Python scalars from one-element tensors, as in torch (a host sync on the GPU).
+    def __float__(self): return float(self.item())
+    def __int__(self): return int(self.item())
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"bool() of a tensor of shape {self.shape} is ambiguous")
+        return bool(self.item())
+
     def to(self, device) -> Tensor:
-        """This tensor on `device`: itself if already there, else a copy that keeps requires_grad
-        as a new leaf."""
+        """This tensor on `device`: itself if already there, else a copy (same dtype) that keeps
+        requires_grad as a new leaf."""
         device = _dev.canonical(device)
         if device == self.device:
             return self
-        return Tensor(_dev.to_device(self.data, device), self.requires_grad, device)
+        return Tensor._wrap(_dev.to_device(self.data, device), device, self.requires_grad)
+
+    def cast(self, dtype) -> Tensor:
+        """This tensor as `dtype` (itself if it already is); gradients flow back as the old one."""
+        return self if self.data.dtype == dtype else Cast.apply(self, dtype=np.dtype(dtype))
+
+    def float(self) -> Tensor: return self.cast(np.float32)
 
     def detach(self) -> Tensor:
         return Tensor._wrap(self.data, self.device)
@@ -214,14 +272,14 @@ class Tensor:
     def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad`, like PyTorch.
 
-        `grad` defaults to 1 for a one-element tensor. The graph is freed afterwards unless
-        `retain_graph` is True.
+        `grad` defaults to 1 for a one-element tensor; otherwise it must have this tensor's shape.
+        Gradients arrive in each tensor's own dtype. Only leaves (and tensors that called
+        :meth:`retain_grad`) get `.grad`. The graph is freed afterwards unless `retain_graph` is
+        True; a later backward() that reaches a freed op raises (even ops that saved nothing,
+        which torch could re-run).
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad")
-        if not self.is_leaf and self._ctx is None:
-            raise RuntimeError("backward() through a graph that was already freed; "
-                               "pass retain_graph=True to the first backward() to keep it")
         xp = _dev.module_of(self.data)
         if grad is None:
             if self.data.size != 1:
@@ -238,11 +296,10 @@ class Tensor:
             g = grads.pop(id(node), None)
             if g is None:
                 continue
-            if node._ctx is None:
-                node.grad = Tensor._wrap(g if node.grad is None else node.grad.data + g,
-                                         node.device)
-                continue
             ctx = node._ctx
+            if ctx is None:
+                node._accumulate_grad(g)
+                continue
             parent_grads = (ctx.backward(g) if _profiler is None
                             else _profiler.wrap(ctx, "backward")(g))
             if not isinstance(parent_grads, tuple):
@@ -256,21 +313,38 @@ class Tensor:
                 prev = grads.get(id(parent))
                 grads[id(parent)] = pg if prev is None else prev + pg
             if not retain_graph:
-                node._ctx = None  # free the saved arrays as soon as they are used
+                node._ctx = ctx.freed  # drop the saved arrays; a second pass here raises
+
+    def _accumulate_grad(self, g):
+        if g.dtype != self.data.dtype:  # e.g. from a custom Function: keep the tensor's dtype
+            g = g.astype(self.data.dtype)
+        self.grad = Tensor._wrap(g if self.grad is None else self.grad.data + g, self.device)
+
+    def retain_grad(self):
+        """Let this non-leaf tensor keep its gradient in `.grad` on backward(), as in torch."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        if self._ctx is not None and not isinstance(self._ctx, (_RetainGrad, _Freed)):
+            self._ctx = _RetainGrad(self._ctx, self)
 
     # ---- binary ops (with broadcasting, scalars and reflected forms) --------------------
     def _other(self, x) -> Tensor:
         if isinstance(x, Tensor):
             return x
         if isinstance(x, (int, float, bool, np.generic)):
+            dtype = self.data.dtype  # an int tensor * 0.5 is float32 in torch:
+            dtype = dtype if dtype.kind == "f" else _dtypes.of_scalar(dtype, x)
             # A fill, not a host-to-device copy: allowed inside CUDA-graph capture.
             xp = _dev.module_of(self.data)
-            return Tensor._wrap(xp.full((), x, dtype=self.dtype), self.device)
-        return Tensor(x, device=self.device, dtype=self.dtype)
+            return Tensor._wrap(xp.full((), x, dtype=dtype), self.device)
+        return Tensor(x, device=self.device)  # an array: its own dtype (floats as float32)
 
     def _binary(self, fn, other, reflected=False):
         other = self._other(other)
         a, b = (other, self) if reflected else (self, other)
+        if a.data.dtype != b.data.dtype or (fn is Div and a.data.dtype.kind != "f"):
+            dtype = _dtypes.result(a.data.dtype, a.ndim == 0, b.data.dtype, b.ndim == 0, fn is Div)
+            a, b = a.cast(dtype), b.cast(dtype)
         if a.shape != b.shape:
             try:
                 np.broadcast_shapes(a.shape, b.shape)
@@ -287,50 +361,65 @@ class Tensor:
     def __rmul__(self, x): return self._binary(Mul, x, True)
     def __truediv__(self, x): return self._binary(Div, x)
     def __rtruediv__(self, x): return self._binary(Div, x, True)
-    def __neg__(self): return self * -1.0
+    def __neg__(self): return self * -1
 
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
             raise TypeError("** supports a scalar exponent only")
-        return Pow.apply(self, exponent=float(exponent))
+        if self.data.dtype.kind == "f" or isinstance(exponent, (float, np.floating)):
+            return Pow.apply(self._floating(), exponent=float(exponent))
+        if exponent < 0:
+            raise ValueError(f"{self.dtype} ** {exponent}: no negative powers of integers (torch)")
+        return Pow.apply(self, exponent=int(exponent))
 
     def __matmul__(self, other):
         other = self._other(other)
         if self.ndim == 0 or other.ndim == 0 or self.shape[-1] != other.shape[-2 if other.ndim > 1
                                                                                else 0]:
             raise ValueError(f"matmul: shapes {self.shape} and {other.shape} do not align")
+        if self.data.dtype != other.data.dtype:
+            raise TypeError(f"matmul: dtypes {self.dtype} and {other.dtype} differ; cast one")
         return MatMul.apply(self, other)
 
     def __rmatmul__(self, other):
         return self._other(other).__matmul__(self)
 
     # ---- unary ops ----------------------------------------------------------------------
-    def exp(self): return Exp.apply(self)
-    def log(self): return Log.apply(self)
+    def _floating(self):
+        """Self, or as float32 if bool/integer: what torch gives float-only ops (exp, log...)."""
+        return self if self.data.dtype.kind == "f" else self.cast(np.float32)
+
+    def exp(self): return Exp.apply(self._floating())
+    def log(self): return Log.apply(self._floating())
     def relu(self): return ReLU.apply(self)
-    def sigmoid(self): return Sigmoid.apply(self)
-    def tanh(self): return Tanh.apply(self)
+    def sigmoid(self): return Sigmoid.apply(self._floating())
+    def tanh(self): return Tanh.apply(self._floating())
 
     # ---- reductions ---------------------------------------------------------------------
     def _axes(self, axis):
         if axis is None:
             return tuple(range(self.ndim))
-        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
         for a in axes:
-            if not -self.ndim <= a < max(self.ndim, 1):
+            if not -max(self.ndim, 1) <= a < max(self.ndim, 1):
                 raise ValueError(f"axis {a} is out of range for shape {self.shape}")
-        return tuple(a % max(self.ndim, 1) for a in axes)
+        return tuple(int(a) % self.ndim for a in axes) if self.ndim else ()  # 0-d: as torch
 
     def sum(self, axis=None, keepdims=False):
-        return Sum.apply(self, axis=self._axes(axis), keepdims=keepdims)
+        x = self if self.data.dtype.kind == "f" else self.cast(np.int64)  # as torch: int64 sums
+        return Sum.apply(x, axis=self._axes(axis), keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
-        return Max.apply(self, axis=self._axes(axis), keepdims=keepdims)
+        axes = self._axes(axis)
+        if self.data.size == 0 and any(self.shape[a] == 0 for a in axes):
+            raise ValueError(f"max over an axis of length 0 (shape {self.shape}, axis {axis})")
+        return Max.apply(self, axis=axes, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
+        _dtypes.require_float(self.data.dtype, "mean()")
         axes = self._axes(axis)
-        count = int(np.prod([self.shape[a] for a in axes])) if self.ndim else 1
-        return self.sum(axes, keepdims) * (1.0 / count)
+        count = math.prod(self.shape[a] for a in axes)
+        return self.sum(axes, keepdims) * (1.0 / count if count else math.nan)  # empty: nan
 
     # ---- movement -----------------------------------------------------------------------
     def reshape(self, *shape):
@@ -345,26 +434,35 @@ class Tensor:
         return self.reshape(*self.shape[:start_dim], -1)
 
     def transpose(self, *axes):
-        axes = Tensor._shape(axes) or tuple(reversed(range(self.ndim)))
-        if sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"transpose: axes {axes} do not fit shape {self.shape}")
-        return Transpose.apply(self, axes=tuple(axes))
+        given = Tensor._shape(axes)
+        axes = tuple(int(a) % self.ndim if -self.ndim <= a < self.ndim else -1 for a in given)
+        axes = axes or tuple(reversed(range(self.ndim)))
+        if sorted(axes) != list(range(self.ndim)):
+            raise ValueError(f"transpose: axes {given} do not fit shape {self.shape}")
+        return Transpose.apply(self, axes=axes)
 
     def __getitem__(self, index):
         parts = index if isinstance(index, tuple) else (index,)
-        if not all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts):
+        if not all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))
+                   for p in parts):
             raise TypeError(f"only basic indexing (ints, slices, None, ...) is supported, "
                             f"got {index!r}")
         return Slice.apply(self, index=index)
 
     # ---- composites ---------------------------------------------------------------------
+    def _minus_max(self, axis, op):
+        # Shift by the (constant) max so exp never overflows; the shift cancels exactly.
+        _dtypes.require_float(self.data.dtype, op)
+        if self.data.size == 0:
+            return self  # nothing to shift, and no max over a length-0 axis
+        return self - self.max(axis, keepdims=True).detach()
+
     def softmax(self, axis=-1):
-        e = (self - self.max(axis, keepdims=True).detach()).exp()
+        e = self._minus_max(axis, "softmax").exp()
         return e / e.sum(axis, keepdims=True)
 
     def log_softmax(self, axis=-1):
-        # Shift by the (constant) row max so exp never overflows; the shift cancels exactly.
-        shifted = self - self.max(axis, keepdims=True).detach()
+        shifted = self._minus_max(axis, "log_softmax")
         return shifted - shifted.exp().sum(axis, keepdims=True).log()
 
 
@@ -413,12 +511,23 @@ class Pow(Function):
     def forward(self, a, exponent):
         self.save_for_backward(a)
         self.exponent = exponent
-        return a ** a.dtype.type(exponent)
+        return a ** (a.dtype.type(exponent) if a.dtype.kind == "f" else exponent)
 
     def backward(self, g):
         (a,) = self.saved_tensors
+        if self.exponent == 0:  # d(x**0)/dx = 0 everywhere, x = 0 included (as torch)
+            return _dev.module_of(a).zeros_like(a)
         e = a.dtype.type(self.exponent)
         return g * e * a ** (e - 1)
+
+
+class Cast(Function):
+    def forward(self, a, dtype):
+        self.in_dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.in_dtype)
 
 
 class Exp(Function):

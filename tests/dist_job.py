@@ -1,9 +1,11 @@
 """A job for tests/test_distributed.py, started with or without mpiexec.
 
     python dist_job.py train [trainer flags]    the trainer on a small learnable stand-in for MNIST
-    python dist_job.py steps OUT.npy N B [--distributed]
+    python dist_job.py steps OUT.npy N B [--distributed] [--mnist]
                                                 N single-batch epochs of B rows through
-                                                train.train_epoch; rank 0 saves the N losses
+                                                train.train_epoch (784-32-10 on the stand-in,
+                                                or with --mnist the reference 784-512-512-10 on
+                                                MNIST); rank 0 saves the N losses
 
 Test-only failure injection (read here, never by the package): on the rank named by
 DIST_JOB_FAIL_RANK, DIST_JOB_FAIL=data makes loading the data fail, DIST_JOB_FAIL=step raises
@@ -60,12 +62,12 @@ def failing_step(make_step):
     return make
 
 
-def steps(out, n_steps, batch, distributed):
-    ds = small_mnist()
+def steps(out, n_steps, batch, distributed, mnist):
+    ds = data.load_mnist(log=lambda _: None) if mnist else small_mnist()
     world = dist.init() if distributed else None
     x, y, _, _ = train.to_device_dataset(ds, "cpu")
     Tensor.manual_seed(0)
-    model = nn.MLP([784, 32, 10], init_scale=0.01)
+    model = nn.MLP([784, 512, 512, 10] if mnist else [784, 32, 10], init_scale=0.01)
     opt = optim.SGD(model.parameters(), lr=0.5)
     if world is not None:
         world.broadcast_parameters(model.parameters())
@@ -79,7 +81,7 @@ def steps(out, n_steps, batch, distributed):
 if __name__ == "__main__":
     mode, argv = sys.argv[1], sys.argv[2:]
     if mode == "steps":
-        steps(argv[0], int(argv[1]), int(argv[2]), "--distributed" in argv)
+        steps(argv[0], int(argv[1]), int(argv[2]), "--distributed" in argv, "--mnist" in argv)
     else:
         data.load_mnist = load
         if failing_here() == "step":

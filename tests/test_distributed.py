@@ -223,6 +223,21 @@ def test_two_ranks_take_the_same_steps_as_one_process(tmp_path):
 
 
 @needs_mpi
+@pytest.mark.slow
+def test_reference_run_on_two_ranks_takes_the_same_first_50_steps(tmp_path):
+    # 784-512-512-10 on MNIST, batch 128 (64 rows a rank). Past step ~60 at lr 0.5 any float32
+    # reordering (even 1 vs 2 BLAS threads in one process) grows to percents: see README.
+    code, _, err = run_job(["steps", str(tmp_path / "one.npy"), "50", "128", "--mnist"])
+    assert code == 0, err
+    code, _, err = run_job(["steps", str(tmp_path / "two.npy"), "50", "128", "--mnist",
+                            "--distributed"], 2)
+    assert code == 0, err
+    one, two = np.load(tmp_path / "one.npy"), np.load(tmp_path / "two.npy")
+    assert len(one) == 50 and one[-1] < one[0] - 0.1
+    np.testing.assert_allclose(two, one, rtol=1e-6)
+
+
+@needs_mpi
 def test_two_rank_trainer_prints_the_single_process_epoch_line(tmp_path):
     flags = ["train", "--quiet", "--epochs", "1", "--hidden", "32", "--batch-size", "63"]
     code, single, err = run_job(flags)

@@ -2,6 +2,7 @@
 must equal the single-process run (tests/dist_job.py is the program each rank runs)."""
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -238,17 +239,19 @@ def test_reference_run_on_two_ranks_takes_the_same_first_50_steps(tmp_path):
 
 
 @needs_mpi
-def test_two_rank_trainer_prints_the_single_process_epoch_line(tmp_path):
-    flags = ["train", "--quiet", "--epochs", "1", "--hidden", "32", "--batch-size", "63"]
+@pytest.mark.parametrize("extra", [["--epochs", "1"], ["--epochs", "2", "--shuffle"]])
+def test_two_rank_trainer_prints_the_single_process_epoch_lines(tmp_path, extra):
+    flags = ["train", "--quiet", "--hidden", "32", "--batch-size", "63", *extra]
     code, single, err = run_job(flags)
     assert code == 0, err
     metrics = tmp_path / "m.json"
     code, both, err = run_job([*flags, "--distributed", "--metrics-json", str(metrics)], 2)
     assert code == 0, err
     single, both = single.splitlines(), both.splitlines()
-    assert len(single) == len(both) == 1  # only rank 0 prints
-    assert [f"{v:.3f}" for v in numbers(both[0])] == [f"{v:.3f}" for v in numbers(single[0])]
-    assert metrics.is_file()
+    assert len(single) == len(both) == int(extra[1])  # only rank 0 prints
+    for one, two in zip(single, both):
+        assert [f"{v:.3f}" for v in numbers(two)] == [f"{v:.3f}" for v in numbers(one)]
+    assert json.loads(metrics.read_text())["ranks"] == 2
 
 
 @needs_mpi

@@ -83,12 +83,16 @@ class World:
         start = self.rank * q + min(self.rank, rem)
         return slice(start, start + q + (self.rank < rem))
 
+    def _rows(self, n: int) -> int:
+        part = self.share(n)
+        return part.stop - part.start
+
     def shard(self, x, y):
         """(x, y, weight): this rank's share of a global batch, and the weight of its mean loss
         in the global mean, ``local rows / global rows``, as a 0-d array on x's device (cached,
         so a captured step reads it from memory that stays put)."""
         part = self.share(len(x))
-        weight = (part.stop - part.start) / len(x)
+        weight = self._rows(len(x)) / len(x)
         dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
         key = (_dev.device_of(x), dtype, weight)
         if key not in self._weights:
@@ -110,7 +114,7 @@ class World:
         `step_loss` holds each step's local mean loss, `step_correct` its local correct count,
         `sizes` (host ints) each step's global batch size. One collective per array; the counts
         are summed in place."""
-        local = np.array([len(range(int(b))[self.share(int(b))]) for b in sizes])
+        local = np.array([self._rows(int(b)) for b in sizes])
         weights = _dev.module_of(step_loss).asarray((local / sizes).astype(step_loss.dtype))
         return self.sum(step_loss * weights), self.sum(step_correct)
 

@@ -269,7 +269,8 @@ def run_info(args) -> dict:
         cupy = _dev.check_gpu(args.device)
         versions["cupy"] = cupy.__version__
         name = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"].decode()
-    return {"device": args.device, "device_name": name, "versions": versions}
+    ranks = _dist.init().size if args.distributed else 1
+    return {"device": args.device, "device_name": name, "ranks": ranks, "versions": versions}
 
 
 def write_json(path, obj):

@@ -1,6 +1,7 @@
 """Data-parallel training: batch splitting, the collectives, and 2-rank jobs under mpiexec that
 must equal the single-process run (tests/dist_job.py is the program each rank runs)."""
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -275,11 +276,81 @@ def test_ranks_with_different_models_stop_with_a_clear_error():
     assert code != 0 and "run the same model on every rank" in err
 
 
+# ---- the NCCL calls, against a recording stand-in for CuPy and cupy.cuda.nccl ----------------
+class FakeGpuArray:
+    """Just what the NCCL path reads of a CuPy array."""
+
+    def __init__(self, values):
+        self.values = np.asarray(values)
+        self.dtype, self.size, self.shape = self.values.dtype, self.values.size, self.values.shape
+        self.data = types.SimpleNamespace(ptr=1000 + id(self) % 997)
+        self.device = types.SimpleNamespace(id=0)
+
+
+@pytest.fixture
+def fake_nccl(monkeypatch):
+    calls = []
+
+    class Communicator:
+        def __init__(self, size, uid, rank):
+            calls.append(("init", size, uid, rank))
+
+        def allReduce(self, *args):
+            calls.append(("allReduce", *args))
+
+        def broadcast(self, *args):
+            calls.append(("broadcast", *args))
+
+    nccl = types.ModuleType("fakecupy.cuda.nccl")
+    nccl.__dict__.update(available=True, NcclCommunicator=Communicator, NCCL_SUM=0,
+                         get_unique_id=lambda: (7, 7, 7),
+                         **{f"NCCL_{n}": i + 10 for i, (_, n) in enumerate(dist._NCCL_TYPES)})
+    cuda = types.ModuleType("fakecupy.cuda")
+    cuda.__dict__.update(nccl=nccl, Device=lambda i: contextlib.nullcontext(),
+                         runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
+                         get_current_stream=lambda: types.SimpleNamespace(ptr=4242))
+    cupy = types.ModuleType("fakecupy")
+    cupy.__dict__.update(cuda=cuda, ndarray=FakeGpuArray)
+    for name, module in (("fakecupy", cupy), ("fakecupy.cuda", cuda),
+                         ("fakecupy.cuda.nccl", nccl)):
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(dist._dev, "_cupy", cupy)
+    return nccl, calls
+
+
+def test_gpu_arrays_go_through_nccl_on_the_current_stream(fake_nccl, monkeypatch):
+    nccl, calls = fake_nccl
+    monkeypatch.setattr(dist, "_import_mpi", lambda: types.SimpleNamespace(IN_PLACE=None))
+    comm = TwinComm()
+    comm.bcast = lambda obj, root: calls.append(("mpi bcast", obj, root)) or obj
+    world = dist.World(0, 2, 0, mpi=comm)
+    a, b = FakeGpuArray(np.ones(5, np.float32)), FakeGpuArray(np.ones(3, np.int64))
+    world.sum(a)
+    world.sum(b)
+    world._nccl_for(a)[1](a)
+    assert calls == [
+        ("mpi bcast", (7, 7, 7), 0),  # rank 0's id reaches every rank through MPI
+        ("init", 2, (7, 7, 7), 0),     # one communicator, made once
+        ("allReduce", a.data.ptr, a.data.ptr, 5, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, 4242),
+        ("allReduce", b.data.ptr, b.data.ptr, 3, nccl.NCCL_INT64, nccl.NCCL_SUM, 4242),
+        ("broadcast", a.data.ptr, a.data.ptr, 5, nccl.NCCL_FLOAT32, 0, 4242),
+    ]
+    assert comm.calls == []  # nothing of the GPU arrays went through MPI
+
+
+def test_a_cupy_without_nccl_is_a_clear_error(fake_nccl, monkeypatch):
+    nccl, _ = fake_nccl
+    monkeypatch.setattr(nccl, "available", False)
+    with pytest.raises(dist.DistributedError, match="GPU arrays need NCCL .* nvidia-nccl-cu13"):
+        dist.World(0, 1, 0).sum(FakeGpuArray([1.0]))
+
+
 # ---- GPU: NCCL with a world of one --------------------------------------------------------
 @pytest.mark.gpu
 def test_nccl_world_of_one_trains_as_the_plain_gpu_run(monkeypatch, capsys):
-    cupy = dist._dev.check_gpu("cuda:0")
-    if getattr(getattr(cupy, "cuda", None), "nccl", None) is None:
+    try:
+        dist._import_nccl(dist._dev.check_gpu("cuda:0"))
+    except dist.DistributedError:
         pytest.skip("needs real GPU hardware: NCCL")
     sys.path.insert(0, str(JOB.parent))
     from dist_job import small_mnist

@@ -17,6 +17,7 @@ GPU collectives are enqueued on the current CUDA stream and use buffers that liv
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 import traceback
@@ -49,12 +50,16 @@ def _import_mpi():
     return MPI
 
 
-def _import_nccl():
-    cupy = _dev._import_cupy()
-    nccl = getattr(getattr(cupy, "cuda", None), "nccl", None)
+def _import_nccl(cupy):
+    try:  # a submodule that ``import cupy`` leaves unloaded
+        nccl = importlib.import_module(f"{cupy.__name__}.cuda.nccl")
+    except ImportError as e:
+        nccl, why = None, e
+    else:
+        why = "NCCL library not found"
     if nccl is None or not getattr(nccl, "available", False):
-        raise DistributedError("GPU arrays need NCCL, which this CuPy does not provide "
-                               "(cupy.cuda.nccl); install CuPy from its wheels, which bundle it")
+        raise DistributedError(f"GPU arrays need NCCL through cupy.cuda.nccl ({why}); install "
+                               "NCCL for your CUDA, e.g. pip install nvidia-nccl-cu13")
     return nccl
 
 
@@ -223,8 +228,8 @@ class World:
         device = _dev.device_of(array)
         if device in self._nccl:
             return self._nccl[device]
-        nccl = _import_nccl()
         cupy = _dev.check_gpu(device)
+        nccl = _import_nccl(cupy)
         with cupy.cuda.Device(array.device.id):
             if self.mpi is None and self.size > 1:
                 import cupyx.distributed

@@ -352,8 +352,7 @@ def test_nccl_world_of_one_trains_as_the_plain_gpu_run(monkeypatch, capsys):
         dist._import_nccl(dist._dev.check_gpu("cuda:0"))
     except dist.DistributedError:
         pytest.skip("needs real GPU hardware: NCCL")
-    sys.path.insert(0, str(JOB.parent))
-    from dist_job import small_mnist
+    from dist_job import small_mnist  # tests/ is on sys.path, as for helpers.py
 
     monkeypatch.setattr(train.data, "load_mnist", lambda *a, **k: small_mnist())
     world = dist.World(0, 1, 0)  # no launcher, no MPI: NCCL alone

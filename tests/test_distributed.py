@@ -152,6 +152,8 @@ def test_torchrun_style_environment(monkeypatch):
     assert dist.init() is world
     with pytest.raises(dist.DistributedError, match="launch the job with mpiexec"):
         world.sum(np.zeros(3))
+    with pytest.raises(dist.DistributedError, match="launch the job with mpiexec"):
+        world.broadcast_parameters(nn.MLP([3, 2]).parameters())
     monkeypatch.setattr(dist, "_world", None)
     monkeypatch.setenv("RANK", "2")
     with pytest.raises(dist.DistributedError, match=r"RANK=2 is not in \[0, WORLD_SIZE=2\)"):

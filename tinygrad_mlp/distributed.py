@@ -20,6 +20,7 @@ import functools
 import importlib
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -127,11 +128,8 @@ class World:
     def sum(self, array):
         """Sum `array` (a C-contiguous NumPy or CuPy array) over the ranks, in place; returns it."""
         if isinstance(array, np.ndarray):
-            if self.mpi is not None:
+            if self._host_collectives():
                 self.mpi.Allreduce(_import_mpi().IN_PLACE, array)
-            elif self.size > 1:
-                raise DistributedError("NumPy arrays are summed through MPI: launch the job with "
-                                       "mpiexec (a torchrun-style launch serves GPU arrays only)")
         else:
             self._nccl_for(array)[0](array)
         return array
@@ -183,7 +181,7 @@ class World:
             xp = _dev.module_of(group[0].data)
             flat = xp.concatenate([p.data.ravel() for p in group])
             if isinstance(flat, np.ndarray):
-                if self.mpi is not None:
+                if self._host_collectives():
                     self.mpi.Bcast(flat, root=0)
             else:
                 self._nccl_for(flat)[1](flat)
@@ -207,11 +205,19 @@ class World:
         print(f"rank {self.rank} of {self.size} failed (exit code {code}): ending the job",
               file=sys.stderr, flush=True)
         sys.stdout.flush()
+        time.sleep(0.5)  # the launcher forwards output from a pipe: let it pass the error on
         if self.mpi is not None:
             self.mpi.Abort(code)
         os._exit(code)
 
     # ---- helpers --------------------------------------------------------------------------
+    def _host_collectives(self) -> bool:
+        """Whether NumPy arrays go through MPI (False: a job of one without it, a no-op)."""
+        if self.mpi is None and self.size > 1:
+            raise DistributedError("NumPy arrays go through MPI: launch the job with mpiexec "
+                                   "(a torchrun-style launch serves GPU arrays only)")
+        return self.mpi is not None
+
     def _flat_buffer(self, key, group):
         total = sum(p.data.size for p in group)
         flat = self._flat.get(key)
@@ -329,7 +335,7 @@ def abort_job_on_failure(main):
         except BaseException:
             if _world is None or _world.size == 1:
                 raise
-            traceback.print_exc()
+            sys.stderr.write(traceback.format_exc())
             code = 1
         if code and _world is not None and _world.size > 1:
             _world.abort(code)

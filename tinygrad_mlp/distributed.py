@@ -54,7 +54,7 @@ def _import_mpi():
 def _import_nccl(cupy):
     try:  # a submodule that ``import cupy`` leaves unloaded
         nccl = importlib.import_module(f"{cupy.__name__}.cuda.nccl")
-    except ImportError as e:
+    except Exception as e:  # ImportError, or a CuPy-like module without it
         nccl, why = None, e
     else:
         why = "NCCL library not found"

@@ -116,3 +116,15 @@ def test_write_graph_svg_with_graphviz(tmp_path):
     a = Tensor([1.0], requires_grad=True)
     svg = viz.write_graph(a * 2, tmp_path / "g.svg").read_text()
     assert "<svg" in svg and "Mul" in svg
+
+
+def test_graph_freed_inside_and_retained_grads():
+    a = Tensor(np.ones(3), requires_grad=True)
+    h = a * 2
+    h.retain_grad()
+    l1, l2 = h.sum(), (h * h).sum()
+    labels = [lines[0] for lines, _ in parse(viz.to_dot(l2))[0].values()]
+    assert labels.count("Mul") == 2  # h = a * 2 (drawn as its op, not the wrapper) and h * h
+    l1.backward()  # frees h's op, which l2's graph shares
+    with pytest.raises(ValueError, match="freed by backward"):
+        viz.to_dot(l2)

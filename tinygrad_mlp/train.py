@@ -23,6 +23,7 @@ import numpy as np
 
 from . import __version__, data, nn, optim, viz
 from . import device as _dev
+from . import distributed as _dist
 from . import functional as F
 from .data import atomic_open
 from .jit import TinyJit
@@ -48,34 +49,44 @@ def to_device_dataset(ds: data.MNIST, device: str):
     return pixels(ds.x_train), labels(ds.y_train), pixels(ds.x_test), labels(ds.y_test)
 
 
-def make_step(model, optimizer, jit=True):
+def make_step(model, optimizer, jit=True, world=None):
     """One training step ``step(xb, yb) -> (loss, correct)`` on device arrays (0-d results).
 
     With ``jit`` the step is wrapped in :class:`TinyJit` (captured and replayed as a CUDA graph on
     the GPU; called as is on the CPU). Labels must already be validated (no sync per step).
+    With a :class:`distributed.World`, (xb, yb) is the global batch: the step trains on this
+    rank's share and returns its local mean loss and correct count.
     """
     def step(xb, yb):
+        if world is not None:
+            xb, yb, weight = world.shard(xb, yb)
         logits = model(Tensor._wrap(xb, _dev.device_of(xb)))
         loss, correct = F.cross_entropy(logits, yb, check_labels=False, return_correct=True)
         optimizer.zero_grad()
-        optimizer.backward(loss)  # loss.backward(), with SGD's lr folded in where that is free
+        if world is None:
+            optimizer.backward(loss)  # loss.backward(), with SGD's lr folded in where that is free
+        else:  # the gradient of the global mean: local ones weighted by share, summed over ranks
+            loss.backward(weight)
+            world.all_reduce_grads(optimizer.params, average=False)
         optimizer.step()
         return loss.data, correct
 
     return TinyJit(step) if jit else step
 
 
-def train_epoch(model, optimizer, x, y, batch_size, *, progress=None, step=None):
+def train_epoch(model, optimizer, x, y, batch_size, *, progress=None, step=None, world=None):
     """One pass over (x, y) in order, in batches of `batch_size` (the last may be smaller).
 
     `x` (N, features) float and `y` (N,) int are arrays already on the model's device: each batch
     is a view, never a host copy. Per-step loss and correct counts stay on the device; the host
     reads them once, at the end. `step` is a :func:`make_step` function (made here if None; pass
     one to keep a CUDA-graph capture across epochs). Returns (mean loss, accuracy). Raises
-    TrainingDiverged naming the first step (1-based) whose loss was not finite.
+    TrainingDiverged naming the first step (1-based) whose loss was not finite. With a `world`,
+    every rank passes the same (x, y), trains on its share of each batch, and all get the global
+    results (one reduction per epoch).
     """
     xp = _dev.module_of(x)
-    step_fn = step if step is not None else make_step(model, optimizer, jit=False)
+    step_fn = step if step is not None else make_step(model, optimizer, jit=False, world=world)
     n = len(x)
     steps = math.ceil(n / batch_size)
     step_loss = xp.empty(steps, dtype=np.float32)
@@ -86,19 +97,24 @@ def train_epoch(model, optimizer, x, y, batch_size, *, progress=None, step=None)
         step_correct[i] = correct
         if progress is not None:
             progress.update(1)
+    sizes = np.minimum(batch_size, n - batch_size * np.arange(steps))
+    if world is not None:
+        step_loss, step_correct = world.global_step_metrics(step_loss, step_correct, sizes)
     losses = _dev.to_device(step_loss, "cpu")  # the epoch's one host sync
     bad = np.flatnonzero(~np.isfinite(losses))
     if len(bad):
         raise TrainingDiverged(f"loss became {losses[bad[0]]} at step {bad[0] + 1}")
     # Batch means weighted by batch size, so the last, smaller batch counts right.
-    sizes = np.minimum(batch_size, n - batch_size * np.arange(steps))
     return float(losses @ sizes.astype(np.float64) / n), float(step_correct.sum()) / n
 
 
 @no_grad()
-def evaluate(model, x, y, batch_size=128):
-    """Mean loss and accuracy of `model` on (x, y), in batches; one host sync at the end."""
-    xp, device = _dev.module_of(x), _dev.device_of(x)
+def evaluate(model, x, y, batch_size=128, world=None):
+    """Mean loss and accuracy of `model` on (x, y), in batches; one host sync at the end.
+    With a `world`, each rank evaluates its share of (x, y) and all get the totals."""
+    xp, device, n = _dev.module_of(x), _dev.device_of(x), len(x)
+    if world is not None:
+        x, y, _ = world.shard(x, y)
     loss_sum, correct = xp.zeros((), np.float64), xp.zeros((), np.int64)
     for start in range(0, len(x), batch_size):
         yb = y[start:start + batch_size]
@@ -106,7 +122,10 @@ def evaluate(model, x, y, batch_size=128):
                                       yb, check_labels=False, return_correct=True)
         loss_sum += loss.data * len(yb)
         correct += right
-    return float(loss_sum) / len(x), int(correct) / len(x)
+    if world is not None:
+        world.sum(loss_sum)
+        world.sum(correct)
+    return float(loss_sum) / n, int(correct) / n
 
 
 # ---- checkpoints: .npz without pickle, written atomically -----------------------------------
@@ -218,6 +237,9 @@ def build_parser():
     p.add_argument("--dump-graph", metavar="PATH",
                    help="write the graph of one training step's loss as DOT text "
                         "(.svg/.png/.pdf: rendered by Graphviz's dot program)")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the ranks of mpiexec (or torchrun, GPUs): each rank "
+                        "trains on its share of every batch; rank 0 prints and writes files")
     return p
 
 
@@ -240,7 +262,20 @@ def parse_args(argv=None):
             parser.error("--plot needs matplotlib: pip install 'tinygrad_mlp[plot]'")
     if args.resume and not Path(args.resume).is_file():
         parser.error(f"--resume: no such file: {args.resume}")
+    if args.distributed:
+        _join_job(args, parser)
     return args
+
+
+def _join_job(args, parser):
+    """--distributed: join the launcher's job; only rank 0 shows progress and writes files."""
+    try:
+        world = _dist.init()
+        args.device = world.local_device(args.device)
+    except (_dist.DistributedError, RuntimeError) as e:
+        parser.error(f"--distributed: {e}")
+    if world.rank != 0:
+        args.quiet, args.metrics_json, args.plot, args.save = True, None, None, None
 
 
 # ---- outputs --------------------------------------------------------------------------------
@@ -258,7 +293,8 @@ def run_info(args) -> dict:
         cupy = _dev.check_gpu(args.device)
         versions["cupy"] = cupy.__version__
         name = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"].decode()
-    return {"device": args.device, "device_name": name, "versions": versions}
+    ranks = _dist.init().size if args.distributed else 1
+    return {"device": args.device, "device_name": name, "ranks": ranks, "versions": versions}
 
 
 def write_json(path, obj):
@@ -304,8 +340,10 @@ def _progress_bar(total, epoch, quiet):
 
 
 # ---- main -----------------------------------------------------------------------------------
+@_dist.abort_job_on_failure
 def main(argv=None) -> int:
     args = parse_args(argv)
+    world = _dist.init() if args.distributed else None
     log = (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     try:
         ds = data.load_mnist(args.dataset, args.data_dir, log=log)
@@ -339,6 +377,13 @@ def main(argv=None) -> int:
             return 1
         first_epoch = done + 1
         log(f"resumed from {args.resume} after epoch {done}")
+    if world is not None:  # every batch split among the ranks, all starting from rank 0's model
+        try:
+            world.check_batches(len(x_train), args.batch_size)
+        except _dist.DistributedError as e:
+            print(f"error: --distributed: {e}", file=sys.stderr)
+            return 2
+        world.broadcast_parameters(model.parameters())
 
     if args.dump_graph:
         try:
@@ -348,7 +393,7 @@ def main(argv=None) -> int:
             return 1
     xp = _dev.module_of(x_train)
     steps = math.ceil(len(x_train) / args.batch_size)
-    step = make_step(model, optimizer, jit=not args.no_jit)
+    step = make_step(model, optimizer, jit=not args.no_jit, world=world)
     elapsed = history[-1]["elapsed_seconds"] if history else 0.0
     pool_peak, prof = 0, None
     last_epoch = first_epoch if args.dry_run else args.epochs
@@ -364,9 +409,10 @@ def main(argv=None) -> int:
             # A replayed CUDA graph runs no Python ops, so the profiled epoch runs eagerly.
             with profile() if profiling else contextlib.nullcontext() as prof_now:
                 train_loss, train_acc = train_epoch(
-                    model, optimizer, xs, ys, args.batch_size, progress=bar,
-                    step=make_step(model, optimizer, jit=False) if profiling else step)
-                test_loss, test_acc = evaluate(model, x_test, y_test, 128)
+                    model, optimizer, xs, ys, args.batch_size, progress=bar, world=world,
+                    step=make_step(model, optimizer, jit=False, world=world) if profiling
+                    else step)
+                test_loss, test_acc = evaluate(model, x_test, y_test, 128, world)
         except TrainingDiverged as e:
             print(f"error: training diverged in epoch {epoch}: {e}; try a smaller --lr",
                   file=sys.stderr)
@@ -375,8 +421,9 @@ def main(argv=None) -> int:
             if bar is not None:
                 bar.close()
         elapsed += time.perf_counter() - start
-        print(LOG_FORMAT.format(train_loss, test_loss, train_acc, test_acc, epoch, elapsed),
-              flush=True)
+        if world is None or world.rank == 0:
+            print(LOG_FORMAT.format(train_loss, test_loss, train_acc, test_acc, epoch, elapsed),
+                  flush=True)
         history.append({"epoch": epoch, "elapsed_seconds": round(elapsed, 4),
                         "train_loss": train_loss, "test_loss": test_loss,
                         "train_acc": train_acc, "test_acc": test_acc})

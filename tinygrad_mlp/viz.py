@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import functional as _functional
 from .data import atomic_open
-from .tensor import Tensor
+from .tensor import Tensor, _Freed, _RetainGrad
 
 _STYLES = {
     "param": 'shape=box, style=filled, fillcolor="#cfe2ff"',
@@ -44,9 +44,6 @@ def to_dot(tensor: Tensor, params: dict | None = None, name: str = "graph") -> s
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot: expected a Tensor, got {type(tensor).__name__}")
-    if not tensor.is_leaf and tensor._ctx is None:
-        raise ValueError("to_dot: the graph of this tensor was freed by backward(); call to_dot "
-                         "before backward(), or pass retain_graph=True to backward()")
     names = {id(t): n for n, t in (params or {}).items()}
     ids: dict[int, str] = {}
 
@@ -60,6 +57,12 @@ def to_dot(tensor: Tensor, params: dict | None = None, name: str = "graph") -> s
             continue
         done.add(id(t))
         node, ctx = node_id(t), t._ctx
+        if isinstance(ctx, _Freed):
+            raise ValueError(f"to_dot: the graph of this tensor was freed by backward() (at "
+                             f"{ctx.op}); call to_dot before backward(), or pass "
+                             "retain_graph=True to backward()")
+        if isinstance(ctx, _RetainGrad):  # retain_grad() wraps the op; draw the op itself
+            ctx = ctx.ctx
         if ctx is None:
             kind = "param" if t.requires_grad else "data"
             label = f"{names.get(id(t), kind)}\n{_describe(t)}"

@@ -4,6 +4,6 @@ from . import functional, nn, optim
 from .gradcheck import GradcheckError, gradcheck
 from .tensor import Function, Tensor, no_grad
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one source: setup.cfg reads it
 __all__ = ["Tensor", "Function", "no_grad", "gradcheck", "GradcheckError", "nn", "optim",
            "functional"]

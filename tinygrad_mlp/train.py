@@ -408,7 +408,7 @@ class RunRecord:
         if not self.epoch:
             return "interrupted before training started: nothing was trained"
         done = self.history[-1]["epoch"] if self.history else 0
-        text = f"interrupted in epoch {self.epoch}"
+        text = f"interrupted {'after' if done == self.epoch else 'in'} epoch {self.epoch}"
         if not done:
             return text + ": no epoch was completed"
         path, saved_epoch = self.saved
@@ -455,7 +455,8 @@ def main(argv=None) -> int:
             data.remove_stale_temporaries(path)
     run = RunRecord()
     try:
-        with blas_threads(args.threads):
+        # Overflow warnings would only precede the one line a diverged run prints anyway.
+        with blas_threads(args.threads), np.errstate(all="ignore"):
             code = _train(args, run)
         write_outputs(args, run)
         return code

@@ -67,6 +67,17 @@ def test_output_paths_are_checked_before_loading_data(flag, case, tmp_path, caps
     assert [p.name for p in tmp_path.rglob("*.tmp")] == []  # the probe left nothing
 
 
+def test_one_file_for_two_outputs_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(data, "load_mnist", no_data)
+    ckpt, out = tmp_path / "ck.npz", str(tmp_path / "out")
+    ckpt.write_bytes(b"PK")
+    cases = [(["--save", out, "--metrics-json", out], "--metrics-json {}: the same file as --save"),
+             (["--resume", str(ckpt), "--plot", str(ckpt)], "--plot {}: the same file as --resume")]
+    for argv, words in cases:
+        code, err = exit_code(capsys, *argv)
+        assert code == 2 and words.format(argv[-1]) in err and "Traceback" not in err
+
+
 # ---- 2. unreadable checkpoints: one line naming the file ------------------------------------
 def _damage(kind, good: Path, bad: Path):
     if kind == "empty":

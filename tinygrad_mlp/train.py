@@ -3,6 +3,9 @@
 Defaults are the reference configuration: 784-512-512-10 ReLU MLP, U(-0.01, 0.01) weights, zero
 biases, SGD lr 0.5, batch 128, no shuffling, 30 epochs. One line per epoch in the reference format
 goes to stdout; a progress bar for the current epoch goes to stderr when it is a terminal.
+Flags are checked before any data is loaded; however a run ends (done, diverged, Ctrl-C, closed
+stdout), what it finished is kept (checkpoint, --metrics-json) and the user gets one line, never
+a traceback.
 
 This is the only module that parses flags, prints progress or writes files for the user.
 """
@@ -13,15 +16,18 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import platform
 import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__, data, nn, optim, viz
+from . import __version__, checkpoint, data, nn, optim, viz
 from . import device as _dev
 from . import distributed as _dist
 from . import functional as F
@@ -31,6 +37,15 @@ from .profiler import profile
 from .tensor import Tensor, no_grad
 
 LOG_FORMAT = "loss: {:.4f} / {:.4f}\taccuracy: {:.4f} / {:.4f}\tstep {}  {:.2f} sec"
+# The reference configuration. The flags that set these default to None, so a resumed run can tell
+# a flag given on the command line from one left alone (see checkpoint.resolve_config).
+DEFAULTS = {"optimizer": "sgd", "lr": None, "momentum": 0.0, "nesterov": False,
+            "weight_decay": 0.0, "batch_size": 128, "dataset": "mnist",
+            "sizes": [784, 512, 512, 10], "init_scale": 0.01, "seed": 0, "shuffle": False,
+            "fused": True}
+DEFAULT_EPOCHS = 30
+DEFAULT_LR = {"sgd": 0.5, "adam": 1e-3}
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT, 128 + SIGPIPE, as a shell reports
 
 
 class TrainingDiverged(RuntimeError):
@@ -49,11 +64,12 @@ def to_device_dataset(ds: data.MNIST, device: str):
     return pixels(ds.x_train), labels(ds.y_train), pixels(ds.x_test), labels(ds.y_test)
 
 
-def make_step(model, optimizer, jit=True, world=None):
+def make_step(model, optimizer, jit=True, fused=None, world=None):
     """One training step ``step(xb, yb) -> (loss, correct)`` on device arrays (0-d results).
 
     With ``jit`` the step is wrapped in :class:`TinyJit` (captured and replayed as a CUDA graph on
     the GPU; called as is on the CPU). Labels must already be validated (no sync per step).
+    ``fused`` goes to the loss (the model and optimizer carry their own choice).
     With a :class:`distributed.World`, (xb, yb) is the global batch: the step trains on this
     rank's share and returns its local mean loss and correct count.
     """
@@ -61,7 +77,8 @@ def make_step(model, optimizer, jit=True, world=None):
         if world is not None:
             xb, yb, weight = world.shard(xb, yb)
         logits = model(Tensor._wrap(xb, _dev.device_of(xb)))
-        loss, correct = F.cross_entropy(logits, yb, check_labels=False, return_correct=True)
+        loss, correct = F.cross_entropy(logits, yb, check_labels=False, return_correct=True,
+                                        fused=fused)
         optimizer.zero_grad()
         if world is None:
             optimizer.backward(loss)  # loss.backward(), with SGD's lr folded in where that is free
@@ -109,7 +126,7 @@ def train_epoch(model, optimizer, x, y, batch_size, *, progress=None, step=None,
 
 
 @no_grad()
-def evaluate(model, x, y, batch_size=128, world=None):
+def evaluate(model, x, y, batch_size=128, fused=None, world=None):
     """Mean loss and accuracy of `model` on (x, y), in batches; one host sync at the end.
     With a `world`, each rank evaluates its share of (x, y) and all get the totals."""
     xp, device, n = _dev.module_of(x), _dev.device_of(x), len(x)
@@ -119,44 +136,13 @@ def evaluate(model, x, y, batch_size=128, world=None):
     for start in range(0, len(x), batch_size):
         yb = y[start:start + batch_size]
         loss, right = F.cross_entropy(model(Tensor._wrap(x[start:start + batch_size], device)),
-                                      yb, check_labels=False, return_correct=True)
+                                      yb, check_labels=False, return_correct=True, fused=fused)
         loss_sum += loss.data * len(yb)
         correct += right
     if world is not None:
         world.sum(loss_sum)
         world.sum(correct)
     return float(loss_sum) / n, int(correct) / n
-
-
-# ---- checkpoints: .npz without pickle, written atomically -----------------------------------
-def save_checkpoint(path, model, optimizer, epoch, history, rng, config):
-    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
-    arrays.update({f"optim.{k}": v for k, v in optimizer.state_dict().items()})
-    meta = {"epoch": epoch, "history": history, "rng": rng.bit_generator.state,
-            "config": config, "version": __version__}
-    arrays["meta"] = np.array(json.dumps(meta))
-    path = Path(path)
-    with atomic_open(path) as f:
-        np.savez(f, **arrays)
-
-
-def load_checkpoint(path, model, optimizer, rng, config):
-    """Restore model, optimizer and RNG from `path`; returns (epoch, history)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads(str(arrays.pop("meta")))
-    except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"cannot read checkpoint {path}: {e}") from None
-    saved = meta["config"]
-    for key in ("sizes", "optimizer"):
-        if saved.get(key) != config[key]:
-            raise ValueError(f"checkpoint {path} was saved with {key}={saved.get(key)}, "
-                             f"but this run uses {key}={config[key]}")
-    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
-    optimizer.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim.")})
-    rng.bit_generator.state = meta["rng"]
-    return meta["epoch"], meta["history"]
 
 
 # ---- flags ----------------------------------------------------------------------------------
@@ -166,9 +152,11 @@ def _number(kind, low, inclusive=False, what="a number"):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if not (value >= low if inclusive else value > low) or not math.isfinite(value):
-            raise argparse.ArgumentTypeError(
-                f"{text} must be {'>=' if inclusive else '>'} {low}")
+        bound = f"{'>=' if inclusive else '>'} {low}"
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} must be a finite number {bound}")
+        if not (value >= low if inclusive else value > low):
+            raise argparse.ArgumentTypeError(f"{text} must be {bound}")
         return value
     return parse
 
@@ -193,54 +181,114 @@ def _device_flag(text):
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+ENVIRONMENT = """environment variables:
+  TINYGRAD_MLP_DATA   a folder with the four IDX files (as --data-dir)
+  XDG_CACHE_HOME      the data cache: $XDG_CACHE_HOME/tinygrad_mlp (default: ~/.cache/...)
+  TINYGRAD_MLP_FUSED  0 runs the unfused reference ops (as --no-fused)
+  OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS
+                      BLAS threads at start-up (--threads overrides them)
+
+exit status: 0 done, 1 error (data, checkpoint), 2 bad flags, 3 training diverged,
+4 final test accuracy below --target-acc, 130 interrupted (Ctrl-C), 141 stdout closed"""
+
+
 def build_parser():
     p = argparse.ArgumentParser(
-        prog="python -m tinygrad_mlp.train",
-        description="Train the reference MNIST MLP (defaults reproduce the reference runs).")
+        prog="python -m tinygrad_mlp.train", epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train the reference MNIST MLP (defaults reproduce the reference runs). "
+                    "With --resume, flags left out continue the checkpoint's configuration.")
+    integer = _number(int, 1, True, "an integer")
+    p.add_argument("--version", action="version", version=version_text())
     p.add_argument("--device", type=_device_flag, default="cpu",
-                   help="cpu, gpu, cuda, cuda:N or auto (gpu when available) [cpu]")
-    p.add_argument("--epochs", type=_number(int, 1, True, "an integer"), default=30,
-                   help="[30]")
-    p.add_argument("--batch-size", type=_number(int, 1, True, "an integer"), default=128,
-                   help="the last batch takes the remainder [128]")
+                   help="cpu, gpu, cuda, cuda:N or auto (gpu when available) (default: cpu)")
+    p.add_argument("--epochs", type=integer, default=None,
+                   help="train until this epoch; with --resume it may extend the run "
+                        f"(default: {DEFAULT_EPOCHS}, or the checkpoint's)")
+    p.add_argument("--batch-size", type=integer, default=None,
+                   help="examples per step; the last batch takes the remainder (default: 128)")
     p.add_argument("--lr", type=_number(float, 0), default=None,
-                   help="learning rate [0.5 for sgd, 0.001 for adam]")
-    p.add_argument("--momentum", type=_number(float, 0, True), default=0.0,
-                   help="SGD momentum [0]")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
-    p.add_argument("--hidden", type=_number(int, 1, True, "an integer"), nargs="*",
-                   default=[512, 512], help="hidden layer sizes [512 512]")
-    p.add_argument("--init-scale", type=_number(float, 0), default=0.01,
-                   help="weights ~ U(-s, s), zero biases [0.01]")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seeds the initial weights and the shuffling [0]")
-    p.add_argument("--shuffle", action="store_true", help="shuffle the training set every epoch")
-    p.add_argument("--dataset", choices=data.DATASETS, default="mnist")
-    p.add_argument("--data-dir", help="folder with the four IDX files (else cache / download)")
-    p.add_argument("--no-fused", action="store_true",
-                   help="use the unfused reference ops (to measure what fusion buys)")
+                   help="learning rate (default: 0.5 for sgd, 0.001 for adam)")
+    p.add_argument("--momentum", type=_number(float, 0, True), default=None,
+                   help="SGD momentum (default: 0)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
+                   help="sgd or adam (default: sgd)")
+    p.add_argument("--hidden", type=integer, nargs="+", default=None, metavar="SIZE",
+                   help="hidden layer sizes, at least one (default: 512 512)")
+    p.add_argument("--init-scale", type=_number(float, 0), default=None,
+                   help="weights ~ U(-s, s), zero biases (default: 0.01)")
+    p.add_argument("--seed", type=_number(int, 0, True, "an integer"), default=None,
+                   help="seeds the initial weights and the shuffling (default: 0)")
+    p.add_argument("--shuffle", action="store_true", default=None,
+                   help="shuffle the training set every epoch (default: off, as the reference)")
+    p.add_argument("--dataset", choices=data.DATASETS, default=None,
+                   help="mnist or fashion-mnist (default: mnist)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="folder with the four IDX files (default: $TINYGRAD_MLP_DATA, else the "
+                        "cache, else downloaded)")
+    p.add_argument("--threads", type=integer, default=None, metavar="N",
+                   help="BLAS threads for the CPU GEMMs (default: the BLAS library's own, "
+                        "usually one per core; see README)")
+    p.add_argument("--no-fused", action="store_true", default=None,
+                   help="run every op unfused (layers, loss, optimizer), to measure what fusion "
+                        "buys (default: fused, unless TINYGRAD_MLP_FUSED=0)")
     p.add_argument("--no-jit", action="store_true",
-                   help="GPU: launch every kernel eagerly instead of replaying a CUDA graph")
-    p.add_argument("--metrics-json", metavar="PATH", help="write the curve and run info as JSON")
-    p.add_argument("--plot", metavar="PATH", help="PNG of the test curve beside the references")
-    p.add_argument("--save", metavar="PATH", help="checkpoint (.npz) written after every epoch")
-    p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bar, no data messages")
+                   help="GPU: launch every kernel eagerly instead of replaying a CUDA graph "
+                        "(default: replay)")
+    p.add_argument("--metrics-json", metavar="PATH",
+                   help="write the curve and run info as JSON (default: none)")
+    p.add_argument("--plot", metavar="PATH",
+                   help="PNG of the test curve, beside the reference curves for MNIST "
+                        "(needs matplotlib; default: none)")
+    p.add_argument("--save", metavar="PATH",
+                   help="checkpoint (.npz) written after every epoch (default: none)")
+    p.add_argument("--resume", metavar="PATH",
+                   help="continue the run saved in a checkpoint (default: start afresh)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar, no data or device messages (default: off)")
     p.add_argument("--dry-run", action="store_true",
-                   help="smoke test: one epoch of one training batch and one test batch")
+                   help="smoke test: one epoch of one training batch and one test batch "
+                        "(default: off)")
     p.add_argument("--target-acc", type=_fraction, metavar="X",
                    help="exit with status 4 when the final test accuracy is below X, "
-                        "a fraction in (0, 1] such as 0.97")
+                        "a fraction in (0, 1] such as 0.97 (default: no target)")
     p.add_argument("--profile", action="store_true",
                    help="time every op and kernel of the last epoch and print the table to "
-                        "stderr; earlier epochs are the warm-up (--epochs 2: one warm-up epoch)")
+                        "stderr; earlier epochs are the warm-up (--epochs 2: one warm-up epoch) "
+                        "(default: off)")
     p.add_argument("--dump-graph", metavar="PATH",
                    help="write the graph of one training step's loss as DOT text "
-                        "(.svg/.png/.pdf: rendered by Graphviz's dot program)")
+                        "(.svg/.png/.pdf: rendered by Graphviz's dot program) (default: none)")
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel over the ranks of mpiexec (or torchrun, GPUs): each rank "
-                        "trains on its share of every batch; rank 0 prints and writes files")
+                        "trains on its share of every batch; rank 0 prints and writes files "
+                        "(default: off)")
     return p
+
+
+def version_text() -> str:
+    """``tinygrad_mlp X.Y.Z from <folder> (Python A.B.C)``: the version of the code that runs
+    (``__version__``, which setup.cfg reads too), and where it was imported from."""
+    folder = Path(__file__).resolve().parent
+    return f"tinygrad_mlp {__version__} from {folder} (Python {platform.python_version()})"
+
+
+def _check_output(parser, flag, path):
+    """Exit 2 now, before any data is loaded, when `path` cannot be written."""
+    target = Path(path)
+    if not path or target.is_dir():
+        parser.error(f"{flag} {path!r}: is a folder, not a file name")
+    folder = target.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        parser.error(f"{flag} {path}: the folder {folder} {what}")
+    try:  # a probe beside the target, as atomic_open writes it: the one sure test of writability
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe.tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        parser.error(f"{flag} {path}: cannot write into the folder {folder} "
+                     f"({e.strerror or e})")
 
 
 def parse_args(argv=None):
@@ -248,20 +296,32 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.device == "auto":
         args.device = "cuda:0" if _dev.gpu_available() else "cpu"
+        if not args.quiet:
+            why = "a CUDA device is visible" if args.device != "cpu" else "no usable CUDA device"
+            print(f"--device auto: using {args.device} ({why})", file=sys.stderr, flush=True)
     elif args.device != "cpu":
         try:
             _dev.check_gpu(args.device)
         except RuntimeError as e:
             parser.error(f"--device {args.device}: {e}")
-    if args.lr is None:
-        args.lr = 0.5 if args.optimizer == "sgd" else 1e-3
     if args.plot:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
             parser.error("--plot needs matplotlib: pip install 'tinygrad_mlp[plot]'")
     if args.resume and not Path(args.resume).is_file():
-        parser.error(f"--resume: no such file: {args.resume}")
+        what = "a folder, not a checkpoint" if Path(args.resume).is_dir() else "no such file"
+        parser.error(f"--resume: {what}: {args.resume}")
+    # Two outputs in one file would overwrite each other (--save may continue --resume's file).
+    written = {Path(args.resume).resolve(): "--resume"} if args.resume else {}
+    for flag in ("save", "metrics_json", "plot"):
+        path, name = getattr(args, flag), "--" + flag.replace("_", "-")
+        if path is None:
+            continue
+        _check_output(parser, name, path)
+        other = written.setdefault(Path(path).resolve(), name)
+        if other != name and (name, other) != ("--save", "--resume"):
+            parser.error(f"{name} {path}: the same file as {other}")
     if args.distributed:
         _join_job(args, parser)
     return args
@@ -278,6 +338,36 @@ def _join_job(args, parser):
         args.quiet, args.metrics_json, args.plot, args.save = True, None, None, None
 
 
+def run_config(args) -> tuple[dict, dict | None, list]:
+    """The configuration this run trains with: flags given, else the checkpoint's (--resume),
+    else the defaults. Returns (config, (meta, arrays) of the checkpoint or None, notes).
+    Raises checkpoint.CheckpointError: an unreadable checkpoint, or a flag contradicting it."""
+    requested = {k: getattr(args, k) for k in ("optimizer", "lr", "momentum", "batch_size",
+                                                "dataset", "init_scale", "seed", "shuffle")
+                 if getattr(args, k) is not None}
+    if args.hidden is not None:
+        requested["sizes"] = [784, *args.hidden, 10]  # MNIST and Fashion-MNIST: 28x28, 10 classes
+    if args.no_fused or not F.use_fused():  # the flag, or TINYGRAD_MLP_FUSED=0
+        requested["fused"] = False
+    defaults = dict(DEFAULTS, lr=DEFAULT_LR[requested.get("optimizer", "sgd")])
+    saved, notes = None, []
+    if args.resume:
+        saved = checkpoint.read(args.resume)
+        config, notes = checkpoint.resolve_config(args.resume, saved[0]["config"], requested,
+                                                  defaults)
+    else:
+        config = {**defaults, **requested}
+    done = saved[0]["epoch"] if saved else 0
+    saved_epochs = saved[0]["config"].get("epochs") if saved else None
+    config["epochs"] = args.epochs or saved_epochs or DEFAULT_EPOCHS
+    if saved and args.epochs is not None and args.epochs <= done:
+        raise checkpoint.FlagConflict(
+            f"--epochs {args.epochs} is not above epoch {done}, where the checkpoint "
+            f"{args.resume} stopped: nothing to train (pass --epochs {done + 1} or more)")
+    config["jit"] = not args.no_jit
+    return config, saved, notes
+
+
 # ---- outputs --------------------------------------------------------------------------------
 def reference_curves() -> dict:
     """The three published runs (Keras CPU, TensorFlow GPU, C++ CPU), parsed per epoch."""
@@ -285,10 +375,21 @@ def reference_curves() -> dict:
     return json.loads(text)
 
 
+def cpu_name() -> str:
+    """The CPU model ("AMD EPYC 7B13", from /proc/cpuinfo on Linux), else what platform knows."""
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    return platform.processor() or platform.machine()
+
+
 def run_info(args) -> dict:
     versions = {"python": platform.python_version(), "numpy": np.__version__,
                 "tinygrad_mlp": __version__}
-    name = platform.processor() or platform.machine()
+    name = cpu_name()
     if args.device != "cpu":
         cupy = _dev.check_gpu(args.device)
         versions["cupy"] = cupy.__version__
@@ -297,38 +398,59 @@ def run_info(args) -> dict:
     return {"device": args.device, "device_name": name, "ranks": ranks, "versions": versions}
 
 
+@contextlib.contextmanager
+def blas_threads(n):
+    """Limit the BLAS thread pools (OpenBLAS, MKL, BLIS) to `n` threads inside the block, through
+    threadpoolctl; None leaves the library's own setting."""
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
+def blas_thread_counts() -> dict:
+    """BLAS library -> its thread count right now, e.g. {"openblas": 2}."""
+    from threadpoolctl import threadpool_info
+
+    return {i["internal_api"]: i["num_threads"] for i in threadpool_info()
+            if i["user_api"] == "blas"}
+
+
 def write_json(path, obj):
     with atomic_open(Path(path)) as f:
         f.write(json.dumps(obj, indent=1).encode())
 
 
-def write_plot(path, history):
+def write_plot(path, history, dataset="mnist"):
+    """Test accuracy and loss per epoch; the published reference runs are MNIST runs, so they
+    are drawn (with their y-range) only beside an MNIST curve."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
-    curves = {"tinygrad_mlp": history, **reference_curves()}
-    for name, rows in curves.items():
+    curves = {f"tinygrad_mlp ({dataset})": history}
+    if dataset == "mnist":
+        curves.update(reference_curves())
+    for i, (name, rows) in enumerate(curves.items()):
         epochs = [r["epoch"] for r in rows]
-        style = dict(linewidth=2.5) if name == "tinygrad_mlp" else dict(linestyle="--")
+        # Markers on our curve, so that a run of one epoch is still a visible point.
+        style = dict(linewidth=2.5, marker="o", markersize=4) if i == 0 else dict(linestyle="--")
         ax_acc.plot(epochs, [r["test_acc"] for r in rows], label=name, **style)
         ax_loss.plot(epochs, [r["test_loss"] for r in rows], label=name, **style)
-    ax_acc.set(xlabel="epoch", ylabel="test accuracy", ylim=(0.85, 0.99))
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy")
+    if dataset == "mnist":
+        ax_acc.set_ylim(0.85, 0.99)
     ax_loss.set(xlabel="epoch", ylabel="test loss (log scale)", yscale="log")
     ax_acc.legend()
     fig.tight_layout()
     with atomic_open(Path(path)) as f:
         fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
-
-
-def dump_graph(path, model, x, y, batch_size):
-    """Write the graph of the first training batch's loss to `path` (no update is made)."""
-    logits = model(Tensor._wrap(x[:batch_size], _dev.device_of(x)))
-    loss = F.cross_entropy(logits, y[:batch_size], check_labels=False)
-    viz.write_graph(loss, path, dict(model.named_parameters()))
 
 
 def _progress_bar(total, epoch, quiet):
@@ -339,110 +461,79 @@ def _progress_bar(total, epoch, quiet):
     return tqdm(total=total, desc=f"epoch {epoch}", file=sys.stderr, leave=False, unit="step")
 
 
-# ---- main -----------------------------------------------------------------------------------
-@_dist.abort_job_on_failure
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    world = _dist.init() if args.distributed else None
-    log = (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    try:
-        ds = data.load_mnist(args.dataset, args.data_dir, log=log)
-    except (data.DataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    x_train, y_train, x_test, y_test = to_device_dataset(ds, args.device)
-    if args.dry_run:
-        x_train, y_train = x_train[:args.batch_size], y_train[:args.batch_size]
-        x_test, y_test = x_test[:128], y_test[:128]
-    sizes = [x_train.shape[1], *args.hidden, 10]
-    config = {"sizes": sizes, "optimizer": args.optimizer, "lr": args.lr,
-              "momentum": args.momentum, "batch_size": args.batch_size, "epochs": args.epochs,
-              "init_scale": args.init_scale, "seed": args.seed, "shuffle": args.shuffle,
-              "dataset": args.dataset, "fused": not args.no_fused, "jit": not args.no_jit}
+@dataclass
+class RunRecord:
+    """What a run has done so far: written to --metrics-json however the run ends, and named in
+    the one line an interrupted run prints."""
 
-    Tensor.manual_seed(args.seed)
-    fused = False if args.no_fused else None
-    model = nn.MLP(sizes, init_scale=args.init_scale, fused=fused).to(args.device)
-    if args.optimizer == "sgd":
-        optimizer = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, fused=fused)
-    else:
-        optimizer = optim.Adam(model.parameters(), lr=args.lr)
-    shuffle_rng = np.random.default_rng(args.seed)
-    first_epoch, history = 1, []
-    if args.resume:
-        try:
-            done, history = load_checkpoint(args.resume, model, optimizer, shuffle_rng, config)
-        except (ValueError, KeyError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        first_epoch = done + 1
-        log(f"resumed from {args.resume} after epoch {done}")
-    if world is not None:  # every batch split among the ranks, all starting from rank 0's model
-        try:
-            world.check_batches(len(x_train), args.batch_size)
-        except _dist.DistributedError as e:
-            print(f"error: --distributed: {e}", file=sys.stderr)
-            return 2
-        world.broadcast_parameters(model.parameters())
+    config: dict | None = None  # None until the data is loaded and the model built
+    history: list = field(default_factory=list)
+    info: dict = field(default_factory=dict)  # data source, threads, resume, divergence
+    status: str = "running"
+    epoch: int = 0  # the epoch in progress
+    saved: tuple = (None, 0)  # (checkpoint path, the epoch it holds)
 
-    if args.dump_graph:
-        try:
-            dump_graph(args.dump_graph, model, x_train, y_train, args.batch_size)
-        except (OSError, RuntimeError) as e:
-            print(f"error: --dump-graph: {e}", file=sys.stderr)
-            return 1
-    xp = _dev.module_of(x_train)
-    steps = math.ceil(len(x_train) / args.batch_size)
-    step = make_step(model, optimizer, jit=not args.no_jit, world=world)
-    elapsed = history[-1]["elapsed_seconds"] if history else 0.0
-    pool_peak, prof = 0, None
-    last_epoch = first_epoch if args.dry_run else args.epochs
-    for epoch in range(first_epoch, last_epoch + 1):
-        profiling = args.profile and epoch == last_epoch
-        start = time.perf_counter()
-        xs, ys = x_train, y_train
-        if args.shuffle:  # one gather per epoch on the device; batches stay views
-            order = xp.asarray(shuffle_rng.permutation(len(x_train)))
-            xs, ys = x_train[order], y_train[order]
-        bar = _progress_bar(steps, epoch, args.quiet)
-        try:
-            # A replayed CUDA graph runs no Python ops, so the profiled epoch runs eagerly.
-            with profile() if profiling else contextlib.nullcontext() as prof_now:
-                train_loss, train_acc = train_epoch(
-                    model, optimizer, xs, ys, args.batch_size, progress=bar, world=world,
-                    step=make_step(model, optimizer, jit=False, world=world) if profiling
-                    else step)
-                test_loss, test_acc = evaluate(model, x_test, y_test, 128, world)
-        except TrainingDiverged as e:
-            print(f"error: training diverged in epoch {epoch}: {e}; try a smaller --lr",
-                  file=sys.stderr)
-            return 3
-        finally:
-            if bar is not None:
-                bar.close()
-        elapsed += time.perf_counter() - start
-        if world is None or world.rank == 0:
-            print(LOG_FORMAT.format(train_loss, test_loss, train_acc, test_acc, epoch, elapsed),
-                  flush=True)
-        history.append({"epoch": epoch, "elapsed_seconds": round(elapsed, 4),
-                        "train_loss": train_loss, "test_loss": test_loss,
-                        "train_acc": train_acc, "test_acc": test_acc})
-        # Memory pools only grow, so their size after an epoch is the peak (0 on the CPU).
-        pool_peak = max(pool_peak, _dev.pool_bytes(args.device)
-                        + (step.pool_bytes() if isinstance(step, TinyJit) else 0))
-        if args.save:
-            save_checkpoint(args.save, model, optimizer, epoch, history, shuffle_rng, config)
-        if profiling:
-            prof = prof_now
-            print(f"profile of epoch {epoch} (training and test pass):\n{prof}", file=sys.stderr)
+    def interrupted_message(self) -> str:
+        done = self.history[-1]["epoch"] if self.history else 0
+        if not self.epoch:
+            return "interrupted before training started: nothing was trained"
+        text = f"interrupted {'after' if done == self.epoch else 'in'} epoch {self.epoch}"
+        if not done:
+            return text + ": no epoch was completed"
+        path, saved_epoch = self.saved
+        if not path:
+            return f"{text}: the last completed epoch is {done} (not saved: pass --save PATH)"
+        if saved_epoch == done:
+            return (f"{text}: the last completed epoch, {done}, is saved in {path} "
+                    f"(continue with --resume {path})")
+        return (f"{text}: the last completed epoch is {done}; {path} holds epoch {saved_epoch} "
+                f"(continue with --resume {path})")
 
-    if args.metrics_json:
-        write_json(args.metrics_json, {"config": config, **run_info(args), "data": ds.source,
-                                       "device_pool_peak_bytes": pool_peak, "epochs": history,
-                                       "profile": prof.as_dict() if prof else None})
-    if args.plot:
-        write_plot(args.plot, history)
-    return check_target(history, args.target_acc)
+
+def divergence_hint(config) -> str:
+    """The flag most likely to blame for a diverged run: a large init scale, else the lr."""
+    hints = []
+    if config["init_scale"] > 0.1:
+        hints.append(f"a smaller --init-scale (now {config['init_scale']:g}; the reference "
+                     f"uses {DEFAULTS['init_scale']:g})")
+    if config["lr"] > DEFAULT_LR[config["optimizer"]] or not hints:
+        hints.append(f"a smaller --lr (now {config['lr']:g}; the default for "
+                     f"{config['optimizer']} is {DEFAULT_LR[config['optimizer']]:g})")
+    return "try " + ", or ".join(hints)
+
+
+def write_outputs(args, run: RunRecord) -> bool:
+    """--metrics-json and --plot, for whatever part of the run was done; False after an error
+    (said in one line naming the file)."""
+    if run.config is None:
+        return True
+    record = {"config": run.config, **run_info(args), **run.info, "status": run.status,
+              "epochs": run.history}
+    outputs = [(args.metrics_json, lambda path: write_json(path, record)),
+               (args.plot if run.history else None,
+                lambda path: write_plot(path, run.history, run.config["dataset"]))]
+    ok = True
+    for path, write in outputs:
+        try:
+            if path:
+                write(path)
+        except OSError as e:  # checked before the run, so a full disk or a folder gone since
+            print(f"error: cannot write {path}: {e.strerror or e}", file=sys.stderr)
+            ok = False
+    return ok
+
+
+def _silence_stdout():
+    """After a closed pipe: send further output (and the exit-time flush) to /dev/null."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def dump_graph(path, model, x, y, batch_size):
+    """Write the graph of the first training batch's loss to `path` (no update is made)."""
+    logits = model(Tensor._wrap(x[:batch_size], _dev.device_of(x)))
+    loss = F.cross_entropy(logits, y[:batch_size], check_labels=False)
+    viz.write_graph(loss, path, dict(model.named_parameters()))
 
 
 def check_target(history, target) -> int:
@@ -453,6 +544,159 @@ def check_target(history, target) -> int:
     print(f"error: final test accuracy {final} is below --target-acc {target:.4f}",
           file=sys.stderr)
     return 4
+
+
+# ---- main -----------------------------------------------------------------------------------
+@_dist.abort_job_on_failure
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    for path in (args.save, args.metrics_json, args.plot):
+        if path:  # leftovers of a run killed while writing this file
+            data.remove_stale_temporaries(path)
+    run = RunRecord()
+    try:
+        # Overflow warnings would only precede the one line a diverged run prints anyway.
+        with blas_threads(args.threads), np.errstate(all="ignore"):
+            code = _train(args, run)
+        if not write_outputs(args, run) and code == 0:
+            return 1
+        return code
+    except KeyboardInterrupt:
+        print(run.interrupted_message(), file=sys.stderr, flush=True)
+        run.status = "interrupted"
+        with contextlib.suppress(KeyboardInterrupt):
+            write_outputs(args, run)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `... | head -1`: stop quietly, keep what was done
+        _silence_stdout()
+        run.status = "stopped: stdout closed"
+        write_outputs(args, run)
+        return EXIT_BROKEN_PIPE
+
+
+def _train(args, run: RunRecord) -> int:
+    """The run itself: fills `run` as it goes; returns the exit status."""
+    log = (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    try:
+        config, saved, notes = run_config(args)
+    except checkpoint.CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, checkpoint.FlagConflict) else 1
+    for note in notes:
+        print(note, file=sys.stderr, flush=True)
+    done = saved[0]["epoch"] if saved else 0
+    if done >= config["epochs"]:
+        print(f"checkpoint {args.resume} already holds all {done} epochs of its run: nothing "
+              f"to train (pass --epochs {done + 1} or more to train further)", file=sys.stderr)
+        return 0
+    try:
+        ds = data.load_mnist(config["dataset"], args.data_dir, log=log)
+    except (data.DataError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    x_train, y_train, x_test, y_test = to_device_dataset(ds, args.device)
+    if args.dry_run:
+        x_train, y_train = x_train[:config["batch_size"]], y_train[:config["batch_size"]]
+        x_test, y_test = x_test[:128], y_test[:128]
+    sizes, fused = config["sizes"], config["fused"]
+    world = _dist.init() if args.distributed else None
+
+    Tensor.manual_seed(config["seed"])
+    model = nn.MLP(sizes, init_scale=config["init_scale"], fused=fused).to(args.device)
+    if config["optimizer"] == "sgd":
+        optimizer = optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
+                              nesterov=config["nesterov"], weight_decay=config["weight_decay"],
+                              fused=fused)
+    else:
+        optimizer = optim.Adam(model.parameters(), lr=config["lr"],
+                               weight_decay=config["weight_decay"])
+    shuffle_rng = np.random.default_rng(config["seed"])
+    first_epoch, history = 1, []
+    if saved:
+        try:
+            checkpoint.restore(args.resume, *saved, model, optimizer, shuffle_rng)
+        except checkpoint.CheckpointError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        history = saved[0]["history"]
+        first_epoch = done + 1
+        run.saved = (args.resume, done)
+        run.info["resumed_from"] = {"checkpoint": args.resume, "epoch": done}
+        log(f"resumed from {args.resume} after epoch {done}")
+    if world is not None:  # every batch split among the ranks, all starting from rank 0's model
+        try:
+            world.check_batches(len(x_train), config["batch_size"])
+        except _dist.DistributedError as e:
+            print(f"error: --distributed: {e}", file=sys.stderr)
+            return 2
+        world.broadcast_parameters(model.parameters())
+    if args.dump_graph:
+        try:
+            dump_graph(args.dump_graph, model, x_train, y_train, config["batch_size"])
+        except (OSError, RuntimeError) as e:
+            print(f"error: --dump-graph: {e}", file=sys.stderr)
+            return 1
+    run.config, run.history = config, history
+    run.info.update(data=ds.source, threads={"requested": args.threads,
+                                             "blas": blas_thread_counts()})
+
+    xp = _dev.module_of(x_train)
+    steps = math.ceil(len(x_train) / config["batch_size"])
+    step = make_step(model, optimizer, jit=not args.no_jit, fused=fused, world=world)
+    elapsed = history[-1]["elapsed_seconds"] if history else 0.0
+    pool_peak = 0
+    last_epoch = first_epoch if args.dry_run else config["epochs"]
+    for epoch in range(first_epoch, last_epoch + 1):
+        run.epoch = epoch
+        profiling = args.profile and epoch == last_epoch
+        start = time.perf_counter()
+        xs, ys = x_train, y_train
+        if config["shuffle"]:  # one gather per epoch on the device; batches stay views
+            order = xp.asarray(shuffle_rng.permutation(len(x_train)))
+            xs, ys = x_train[order], y_train[order]
+        bar = _progress_bar(steps, epoch, args.quiet)
+        try:
+            # A replayed CUDA graph runs no Python ops, so the profiled epoch runs eagerly.
+            with profile() if profiling else contextlib.nullcontext() as prof:
+                train_loss, train_acc = train_epoch(
+                    model, optimizer, xs, ys, config["batch_size"], progress=bar, world=world,
+                    step=make_step(model, optimizer, jit=False, fused=fused, world=world)
+                    if profiling else step)
+                test_loss, test_acc = evaluate(model, x_test, y_test, 128, fused, world)
+        except TrainingDiverged as e:
+            print(f"error: training diverged in epoch {epoch}: {e}; {divergence_hint(config)}",
+                  file=sys.stderr)
+            run.status, run.info["diverged"] = "diverged", {"epoch": epoch, "why": str(e)}
+            return 3
+        finally:
+            if bar is not None:
+                bar.close()
+        elapsed += time.perf_counter() - start
+        history.append({"epoch": epoch, "elapsed_seconds": round(elapsed, 4),
+                        "train_loss": train_loss, "test_loss": test_loss,
+                        "train_acc": train_acc, "test_acc": test_acc})
+        # Memory pools only grow, so their size after an epoch is the peak (0 on the CPU).
+        pool_peak = max(pool_peak, _dev.pool_bytes(args.device)
+                        + (step.pool_bytes() if isinstance(step, TinyJit) else 0))
+        run.info["device_pool_peak_bytes"] = pool_peak
+        if args.save:  # before the line is printed: a printed epoch is a saved epoch
+            try:
+                checkpoint.save(args.save, model, optimizer, epoch, history, shuffle_rng, config)
+            except OSError as e:  # checked before the run, so a full disk or a folder gone since
+                print(f"error: cannot save checkpoint {args.save} after epoch {epoch}: "
+                      f"{e.strerror or e}", file=sys.stderr)
+                return 1
+            run.saved = (args.save, epoch)
+        if world is None or world.rank == 0:
+            print(LOG_FORMAT.format(train_loss, test_loss, train_acc, test_acc, epoch, elapsed),
+                  flush=True)
+        if profiling:
+            run.info["profile"] = prof.as_dict()
+            if world is None or world.rank == 0:
+                print(f"profile of epoch {epoch} (training and test pass):\n{prof}",
+                      file=sys.stderr)
+    run.status = "completed"
+    return check_target(history, args.target_acc)
 
 
 if __name__ == "__main__":

@@ -710,7 +710,7 @@ CUDA_SIM_NO_TSAN static bool run_block() {
 }
 
 // Stacks for `n` lanes: one mapping, a guard page at the bottom of each stack.
-static bool ensure_capacity(int n) {
+CUDA_SIM_NO_TSAN static bool ensure_capacity(int n) {
     if (n <= g.capacity) return true;
     const size_t bytes = (size_t)n * g.stack_size;
     char* p = (char*)mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
@@ -751,7 +751,7 @@ static void on_fault(int sig, siginfo_t* info, void*) {
 
 // Runs kernel `k` over grid x block; args: one 8-byte slot per parameter (little-endian value
 // at the slot's start). Returns 0, or 1 with the reason in err.
-CUDA_SIM_API int cuda_sim_launch(const cuda_sim::KernelEntry* k, uint64_t* args,
+CUDA_SIM_API CUDA_SIM_NO_TSAN int cuda_sim_launch(const cuda_sim::KernelEntry* k, uint64_t* args,
                                  const unsigned* grid, const unsigned* block, int ftz, char* err,
                                  size_t errlen) {
     using namespace cuda_sim;

@@ -366,9 +366,14 @@ static inline T shfl(const char* f, int l, int site, int op, unsigned mask, T v,
     return from_bits<T>(park(op, site, f, l, mask, to_bits(v), arg, width));
 }
 
-static inline void syncwarp(const char* f, int l, int site, unsigned mask = 0xffffffffu) {
-    park(OP_SYNCWARP, site, f, l, mask, 0, 0, 32);
-}
+// __syncwarp(...) -> SyncWarp{site}(...): the mask argument is optional.
+struct SyncWarp {
+    const char* file;
+    int line, site;
+    void operator()(unsigned mask = 0xffffffffu) const {
+        park(OP_SYNCWARP, site, file, line, mask, 0, 0, 32);
+    }
+};
 
 }  // namespace cuda_sim
 
@@ -390,7 +395,7 @@ static inline void syncwarp(const char* f, int l, int site, unsigned mask = 0xff
 #define __all_sync(mask, pred) \
     ((int)::cuda_sim::park(::cuda_sim::OP_ALL, __COUNTER__, __FILE__, __LINE__, mask, \
                            (pred) ? 1 : 0, 0, 32))
-#define __syncwarp(...) ::cuda_sim::syncwarp(__FILE__, __LINE__, __COUNTER__, ##__VA_ARGS__)
+#define __syncwarp(...) (::cuda_sim::SyncWarp{__FILE__, __LINE__, __COUNTER__}(__VA_ARGS__))
 #define __syncthreads() \
     ((void)::cuda_sim::park(::cuda_sim::OP_SYNCTHREADS, __COUNTER__, __FILE__, __LINE__, 0, 0, \
                             0, 0))

@@ -451,8 +451,9 @@ with open(job["result"], "wb") as f:
     pickle.dump((rc, err.value.decode(errors="replace"), out), f)
 """
 
-_REPORT = re.compile(r"^(==\d+==ERROR: AddressSanitizer|WARNING: ThreadSanitizer).*?^SUMMARY:[^\n]*",
-                     re.S | re.M)
+_REPORT = re.compile(
+    r"^(==\d+==ERROR: AddressSanitizer|WARNING: ThreadSanitizer).*?^SUMMARY:[^\n]*", re.S | re.M
+)
 
 
 @functools.cache

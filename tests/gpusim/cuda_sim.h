@@ -10,8 +10,19 @@
 // lanes meeting different sync points, a shuffle source outside the mask - fails the launch with
 // the primitive's file:line. Errors never escape as signals: the launch returns an error string.
 //
-// Floating point follows NVRTC/nvcc defaults: no flush-to-zero unless the build asks for it
-// (-ftz=true or -use_fast_math, passed in by the loader as CUDA_SIM_FTZ), no FMA contraction.
+// Choices where CUDA leaves room, and where the simulator differs from hardware:
+// - Lanes of a warp must meet a primitive at the same call site (file:line, macro expansion)
+//   with the same mask: stricter than sm_70+, which lets different __syncwarp() calls match.
+// - Threads that exit count as arrived at __syncthreads (PTX `exit`); threads of one block at
+//   different __syncthreads calls are an error (the CUDA guide's rule for conditional code).
+// - Float denormals follow NVRTC's default, -ftz=false (nvcc -ptx emits mul.f32, not
+//   mul.ftz.f32); -ftz=true or -use_fast_math set MXCSR's FTZ and DAZ for the launch, which on
+//   x86 flushes double denormals too (a GPU keeps them).
+// - No FMA contraction (g++ -ffp-contract=off); NVRTC's default --fmad=true may fuse a*b+c, so
+//   the GPU can differ in the last bit where a kernel has that pattern.
+// - Blocks run one at a time, so races between blocks do not change results here; the
+//   ThreadSanitizer build treats every simulated thread as concurrent and reports them.
+// - Shared memory is not cleared between blocks or launches and is not bounds-checked.
 #pragma once
 
 #include <algorithm>

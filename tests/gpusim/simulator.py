@@ -66,10 +66,19 @@ def _compiler_id() -> str:
     return f"{os.path.realpath(gxx)}\n{out.stdout.splitlines()[0] if out.stdout else ''}"
 
 
+@functools.cache
 def cache_dir() -> Path:
-    """Where built libraries live: $XDG_CACHE_HOME/tinygrad_mlp-gpusim (else ~/.cache/...)."""
+    """Where built libraries live: $XDG_CACHE_HOME/tinygrad_mlp-gpusim (else ~/.cache/...), or
+    a folder in the temp dir when that cannot be created (a read-only home)."""
     root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "tinygrad_mlp-gpusim"
+    folder = Path(root) / "tinygrad_mlp-gpusim"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.access(folder, os.W_OK):
+            return folder
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / f"tinygrad_mlp-gpusim-{os.getuid()}"
 
 
 # NVRTC options that change nothing in a CPU build.
@@ -305,6 +314,8 @@ class SimFunction:
     def __init__(self, module: SimModule, name: str, entry):
         self.module, self.name, self._entry = module, name, entry
         e = entry.contents
+        if e.nparams > 64:
+            raise self._error(f"has {e.nparams} parameters; the simulator takes at most 64")
         kinds = e.kinds.decode()
         decls = module._kernels.get(name, (True, []))[1]
         if len(decls) != e.nparams:

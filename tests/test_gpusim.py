@@ -430,6 +430,19 @@ def test_invalid_memory_access_is_an_error_not_a_crash():
     assert (out.array == 1).all()
 
 
+def test_stack_overflow_is_an_error_not_a_crash():
+    code = r"""
+    extern "C" __global__ void deep(int* out)
+    {
+        volatile int big[40000];  // 160 KB of locals: past the 64 KiB fiber stack
+        big[threadIdx.x * 1000] = 1;
+        out[threadIdx.x] = big[threadIdx.x * 1000];
+    }
+    """
+    with pytest.raises(SimulatorError, match=r"deep: stack overflow .* thread \(0,0,0\)"):
+        module(code).get_function("deep")((1,), (2,), (Dev(np.zeros(2, np.int32)),))
+
+
 # ---------------------------------------------------------------------------------------------
 # Argument packing (CuPy's rules) and its checks against the C signature
 # ---------------------------------------------------------------------------------------------

@@ -828,10 +828,13 @@ CUDA_SIM_API CUDA_SIM_NO_TSAN int cuda_sim_launch(const cuda_sim::KernelEntry* k
     sigaction(SIGFPE, &sa, &old_fpe);
     if (sigsetjmp(g.fault_jmp, 0)) {
         const Lane* l = g.cur;
+        const char* a = (const char*)g.fault_addr;
+        const bool overflow = a >= g.stacks && a < g.stacks + g.stacks_bytes;
         fail("%s: %s at address %p (%s, thread (%u,%u,%u))", k->name,
              g.fault_sig == SIGFPE ? "arithmetic exception (SIGFPE, e.g. integer division by "
                                      "zero)"
-                                   : "invalid memory access",
+             : overflow ? "stack overflow (each simulated thread has a 64 KiB stack)"
+                        : "invalid memory access",
              (void*)g.fault_addr, where_block(), l ? l->tid.x : 0, l ? l->tid.y : 0,
              l ? l->tid.z : 0);
     } else

@@ -197,6 +197,7 @@ def _build(code: str, options: tuple, name: str, sanitizer: str | None) -> Path:
         cmd = [
             compiler() or "g++", "-std=c++17", "-fPIC", "-shared", "-fvisibility=hidden",
             "-ffp-contract=off", "-fno-strict-aliasing", "-U_FORTIFY_SOURCE", "-w",
+            "-fstack-clash-protection",  # big frames touch every page: overflows hit the guard
             *_SANITIZER_FLAGS[sanitizer], "-include", str(HEADER), *flags,
             "-x", "c++", src, "-o", tmp_lib,
         ]

@@ -724,6 +724,23 @@ def test_injected_non_atomic_counter_is_a_thread_sanitizer_race():
 
 
 @pytest.mark.slow
+def test_thread_sanitizer_sees_races_between_blocks():
+    # Thread 0 of every block bumps one counter; blocks run one after another here, so only the
+    # sanitizer (each block's threads its own fibers, nothing ordering blocks) can see it.
+    code = r"""
+    extern "C" __global__ void count_blocks(unsigned* counter)
+    {
+        __syncwarp();
+        if (threadIdx.x == 0) *counter += 1;  // RACE
+    }
+    """
+    counter = Dev(np.zeros(1, np.uint32))
+    fn = module(code, name="blocks.cu", sanitizer="thread").get_function("count_blocks")
+    with pytest.raises(SimulatorError, match=rf"(?s)data race.*blocks\.cu:{line_of(code, 'RACE')}"):
+        fn((4,), (32,), (counter,))
+
+
+@pytest.mark.slow
 def test_injected_out_of_bounds_label_read_is_an_address_sanitizer_error():
     logits, labels = softmax_inputs(8, 10, np.float32)
     labels[-1] = 10  # one past the last class of the last row: the first byte after logits

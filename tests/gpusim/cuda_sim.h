@@ -119,7 +119,7 @@ struct Lane {
     void* fake_stack;
 #endif
 #if defined(__SANITIZE_THREAD__)
-    void* tsan_fiber;
+    void* tsan_fiber[2];  // consecutive blocks use different fibers: no false order between them
 #endif
 #if !defined(__x86_64__)
     ucontext_t ctx;
@@ -161,7 +161,9 @@ struct State {
 #endif
 #if defined(__SANITIZE_THREAD__)
     void* sched_fiber;
-    char launch_sync, done_sync, block_sync, warp_sync[32];
+    char launch_sync, done_sync;
+    char* block_sync;  // [0..31] per warp, [32] __syncthreads: fresh for each block
+    int block_parity;
 #endif
 #if !defined(__x86_64__)
     ucontext_t sched_ctx;
@@ -250,7 +252,8 @@ CUDA_SIM_NO_TSAN static void resume(Lane* l) {
     __sanitizer_start_switch_fiber(&fake, l->stack + 4096, g.stack_size - 4096);
 #endif
 #if defined(__SANITIZE_THREAD__)
-    __tsan_switch_to_fiber(l->tsan_fiber, 1 /* no synchronization: lanes run concurrently */);
+    __tsan_switch_to_fiber(l->tsan_fiber[g.block_parity],
+                           1 /* no synchronization: lanes run concurrently */);
 #endif
 #if defined(__x86_64__)
     cuda_sim_switch(&g.sched_sp, l->sp);
@@ -346,8 +349,7 @@ CUDA_SIM_NO_TSAN __attribute__((noinline)) static uint64_t park(int op, int site
     l->width = width;
     l->state = op == OP_SYNCTHREADS ? WAIT_BLOCK : WAIT_WARP;
 #if defined(__SANITIZE_THREAD__)
-    void* sync = op == OP_SYNCTHREADS ? (void*)&g.block_sync
-                                      : (void*)&g.warp_sync[((l - g.lanes) / 32) % 32];
+    void* sync = &g.block_sync[op == OP_SYNCTHREADS ? 32 : (l - g.lanes) / 32];
     __tsan_release(sync);
 #endif
     yield_to_scheduler(false);
@@ -750,7 +752,8 @@ CUDA_SIM_NO_TSAN static bool ensure_capacity(int n) {
     g.lanes = lanes;
     g.capacity = n;
 #if defined(__SANITIZE_THREAD__)
-    for (int i = 0; i < n; ++i) lanes[i].tsan_fiber = __tsan_create_fiber(0);
+    for (int i = 0; i < n; ++i)
+        for (void*& fiber : lanes[i].tsan_fiber) fiber = __tsan_create_fiber(0);
 #endif
     return true;
 }
@@ -844,7 +847,16 @@ CUDA_SIM_API CUDA_SIM_NO_TSAN int cuda_sim_launch(const cuda_sim::KernelEntry* k
             for (unsigned y = 0; y < grid[1] && !g.failed; ++y)
                 for (unsigned x = 0; x < grid[0] && !g.failed; ++x) {
                     g.block_idx = uint3{x, y, z};
+#if defined(__SANITIZE_THREAD__)
+                    // Freed sync objects die with their memory: no order carried to the next
+                    // block through them.
+                    g.block_sync = (char*)malloc(33);
+                    g.block_parity ^= 1;
+#endif
                     run_block();
+#if defined(__SANITIZE_THREAD__)
+                    free(g.block_sync);
+#endif
                 }
     }
 #if !defined(CUDA_SIM_SANITIZER)

@@ -16,7 +16,8 @@ Rules (the graph cannot change after capture; tests/test_jit.py documents each):
   runs that step eagerly from then on, so training goes on at eager speed.
 - Inside the step: no host sync (``.item()``, ``float(x)``, printing values), no host-to-device
   copies, no ``cupy.random``. Learning rates of ``optim.SGD`` live in device memory, so changing
-  ``optimizer.lr`` needs no re-capture; Adam's step count is a Python number and is frozen.
+  ``optimizer.lr`` needs no re-capture; Adam's step count is a Python number and would be frozen,
+  so ``train.make_step`` captures only optimizers marked ``capturable`` (SGD).
 - GEMMs run through our own cuBLAS handle while capturing (:mod:`tinygrad_mlp.cublas`), since
   CuPy refuses cuBLAS calls during stream capture.
 """

@@ -50,7 +50,9 @@ def make_step(model, optimizer, jit=True):
     """One training step ``step(xb, yb) -> (loss, correct)`` on device arrays (0-d results).
 
     With ``jit`` the step is wrapped in :class:`TinyJit` (captured and replayed as a CUDA graph on
-    the GPU; called as is on the CPU). Labels must already be validated (no sync per step).
+    the GPU; called as is on the CPU), if the optimizer is capturable (SGD; Adam's bias
+    correction changes every step, which a replayed graph would freeze). Labels must already be
+    validated (no sync per step).
     """
     def step(xb, yb):
         logits = model(Tensor._wrap(xb, _dev.device_of(xb)))
@@ -60,7 +62,7 @@ def make_step(model, optimizer, jit=True):
         optimizer.step()
         return loss.data, correct
 
-    return TinyJit(step) if jit else step
+    return TinyJit(step) if jit and optimizer.capturable else step
 
 
 def train_epoch(model, optimizer, x, y, batch_size, *, progress=None, step=None):

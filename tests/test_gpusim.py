@@ -82,6 +82,32 @@ def test_lanes_interleave_at_warp_primitives():
     np.testing.assert_array_equal(kept.array, np.arange(128) * 7 + 3)
 
 
+BUILTINS = r"""
+__device__ __forceinline__ int linear(uint3 i, dim3 n) { return i.x + n.x * (i.y + n.y * i.z); }
+
+extern "C" __global__ void __launch_bounds__(64) where(int* __restrict__ out)
+{
+    const int thread = linear(threadIdx, blockDim);
+    const int t = linear(blockIdx, gridDim) * (blockDim.x * blockDim.y * blockDim.z) + thread;
+    const int v[8] = {(int)threadIdx.x, (int)threadIdx.y, (int)threadIdx.z, (int)blockIdx.x,
+                      (int)blockIdx.y, (int)blockIdx.z, warpSize,
+                      __shfl_sync(0xffffffffu, thread, 0)};  // warps: 32 consecutive ids
+    for (int k = 0; k < 8; ++k) out[8 * t + k] = v[k];
+}
+"""
+
+
+def test_thread_and_block_indices_in_three_dimensions():
+    grid, block = (2, 3, 5), (8, 4, 2)  # no two sizes alike: a swapped axis shows
+    out = Dev(np.zeros((30, 64, 8), np.int32))
+    module(BUILTINS).get_function("where")(grid, block, (out,))
+    bz, by, bx, tz, ty, tx = np.meshgrid(*(np.arange(n) for n in (*grid[::-1], *block[::-1])),
+                                         indexing="ij")
+    thread = tx + 8 * (ty + 4 * tz)
+    expected = np.stack([tx, ty, tz, bx, by, bz, np.full_like(tx, 32), thread // 32 * 32], -1)
+    np.testing.assert_array_equal(out.array, expected.reshape(30, 64, 8))
+
+
 SHUFFLE = r"""
 extern "C" __global__ void shuffle(const int* in, int* out, int mode, int b, int width)
 {

@@ -78,7 +78,9 @@ def cache_dir() -> Path:
             return folder
     except OSError:
         pass
-    return Path(tempfile.gettempdir()) / f"tinygrad_mlp-gpusim-{os.getuid()}"
+    folder = Path(tempfile.gettempdir()) / f"tinygrad_mlp-gpusim-{os.getuid()}"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 # NVRTC options that change nothing in a CPU build.
@@ -172,44 +174,77 @@ _SANITIZER_FLAGS = {
 _SANITIZER_LIB = {"address": "libasan.so", "thread": "libtsan.so"}
 
 
+def _base_flags(sanitizer: str | None) -> list[str]:
+    return [
+        compiler() or "g++", "-std=c++17", "-fPIC", "-fvisibility=hidden", "-ffp-contract=off",
+        "-fno-strict-aliasing", "-U_FORTIFY_SOURCE", "-w",
+        "-fstack-clash-protection",  # big frames touch every page: an overflow hits the guard
+        *_SANITIZER_FLAGS[sanitizer],
+    ]
+
+
+def _write_atomic(path: Path, make) -> None:
+    """Create ``path`` by ``make(temporary_path)`` and a rename: parallel test processes never
+    see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    os.close(fd)
+    try:
+        make(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _header(sanitizer: str | None, header: str) -> Path:
+    """A cached copy of cuda_sim.h with its precompiled form beside it (g++ uses the .gch
+    when its flags match and silently reads the header otherwise): about half of each build's
+    time is parsing the header's C++ library includes."""
+    digest = hashlib.sha256(json.dumps([header, _compiler_id()]).encode()).hexdigest()[:16]
+    path = cache_dir() / f"cuda_sim-{sanitizer or 'plain'}-{digest}.h"
+    if not path.exists():
+        _write_atomic(path, lambda tmp: Path(tmp).write_text(header, encoding="utf-8"))
+    gch = path.with_name(path.name + ".gch")
+    if not gch.exists():
+        def make(tmp):
+            subprocess.run([*_base_flags(sanitizer), "-x", "c++-header", str(path), "-o", tmp],
+                           capture_output=True, check=True)
+        try:
+            _write_atomic(gch, make)
+        except subprocess.CalledProcessError:
+            pass  # builds then parse the header itself
+    return path
+
+
 def _build(code: str, options: tuple, name: str, sanitizer: str | None) -> Path:
     """The cached shared library for this source and options (compiled on a miss)."""
-    global compile_count
     flags, _ = _translate_options(options)
     header = HEADER.read_text(encoding="utf-8")
     key = hashlib.sha256(
         json.dumps([header, code, list(options), name, sanitizer, _compiler_id()]).encode()
     ).hexdigest()[:24]
     stem = re.sub(r"[^\w.-]", "_", Path(name).stem)[:40] or "kernel"
-    folder = cache_dir()
-    lib = folder / f"{stem}-{sanitizer or 'plain'}-{key}.so"
+    lib = cache_dir() / f"{stem}-{sanitizer or 'plain'}-{key}.so"
     if lib.exists():
         return lib
-    folder.mkdir(parents=True, exist_ok=True)
-    kernels = _kernels_in(code)
     quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-    text = f'#line 1 "{quoted}"\n{code}\n{_footer(code, kernels)}'
-    fd, src = tempfile.mkstemp(dir=folder, prefix=f".{stem}-", suffix=".cpp")
-    tmp_lib = src[:-4] + ".so.tmp"
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        cmd = [
-            compiler() or "g++", "-std=c++17", "-fPIC", "-shared", "-fvisibility=hidden",
-            "-ffp-contract=off", "-fno-strict-aliasing", "-U_FORTIFY_SOURCE", "-w",
-            "-fstack-clash-protection",  # big frames touch every page: overflows hit the guard
-            *_SANITIZER_FLAGS[sanitizer], "-include", str(HEADER), *flags,
-            "-x", "c++", src, "-o", tmp_lib,
-        ]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    text = f'#line 1 "{quoted}"\n{code}\n{_footer(code, _kernels_in(code))}'
+    include = _header(sanitizer, header)
+
+    def make(tmp_lib):
+        global compile_count
+        with tempfile.NamedTemporaryFile("w", dir=lib.parent, prefix=f".{stem}-", suffix=".cpp",
+                                         encoding="utf-8") as src:
+            src.write(text)
+            src.flush()
+            cmd = [*_base_flags(sanitizer), "-shared", "-include", str(include), *flags,
+                   "-x", "c++", src.name, "-o", tmp_lib]
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         compile_count += 1
         if result.returncode:
             raise SimulatorError(f"g++ could not compile {name}:\n{result.stderr[-4000:]}")
-        os.replace(tmp_lib, lib)  # atomic: a parallel process never loads half a library
-    finally:
-        for path in (src, tmp_lib):
-            if os.path.exists(path):
-                os.unlink(path)
+
+    _write_atomic(lib, make)
     return lib
 
 

@@ -436,7 +436,7 @@ def run_multiply(options):
 
 
 def test_denormals_follow_nvrtc_ftz_option():
-    # NVRTC's default is -ftz=false (nvcc -ptx emits mul.f32, not mul.ftz.f32): denormals kept.
+    # NVRTC's default is -ftz=false (it emits mul.f32, not mul.ftz.f32): denormals are kept.
     x, y = run_multiply(())
     assert x[0] == np.float32(1e-20) * np.float32(1e-20) != 0
     assert x[3] == np.float32(1e-40) * np.float32(1e10) != 0

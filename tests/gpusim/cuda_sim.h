@@ -15,9 +15,9 @@
 //   with the same mask: stricter than sm_70+, which lets different __syncwarp() calls match.
 // - Threads that exit count as arrived at __syncthreads (PTX `exit`); threads of one block at
 //   different __syncthreads calls are an error (the CUDA guide's rule for conditional code).
-// - Float denormals follow NVRTC's default, -ftz=false (nvcc -ptx emits mul.f32, not
-//   mul.ftz.f32); -ftz=true or -use_fast_math set MXCSR's FTZ and DAZ for the launch, which on
-//   x86 flushes double denormals too (a GPU keeps them).
+// - Float denormals follow NVRTC's default, -ftz=false (NVRTC 13 emits mul.f32, and
+//   mul.ftz.f32 only under -ftz=true or --use_fast_math); those two options set MXCSR's FTZ
+//   and DAZ for the launch, which on x86 flushes double denormals too (a GPU keeps them).
 // - No FMA contraction (g++ -ffp-contract=off); NVRTC's default --fmad=true may fuse a*b+c, so
 //   the GPU can differ in the last bit where a kernel has that pattern.
 // - Blocks run one at a time, so races between blocks do not change results here; the

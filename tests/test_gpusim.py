@@ -506,7 +506,8 @@ def test_arguments_packed_as_cupy_does():
     (2, 3.0, r"argument 3 \(`float c`\) is float .* got builtins.float packed as numpy.float64"),
     (3, np.float32(4), r"argument 4 \(`double d`\) is double .* numpy.float32"),
     (5, True, r"argument 6 \(`bool f`\) is bool .* packed as numpy.int64"),  # bool is an int
-    (0, Dev(np.zeros(1, np.int32)), r"argument 1 \(`int a`\) is a int scalar, got a device array"),
+    (0, Dev(np.zeros(1, np.int32)), r"argument 1 \(`int a`\) is a scalar \(int\), got a device "
+                                   r"array"),
     (0, np.zeros(2, np.int32), r"argument 1 \(`int a`\): a numpy.ndarray of shape \(2,\) "
                                r"cannot be passed by value"),
     (0, "1", r"argument 1 \(`int a`\): unsupported argument type str"),

@@ -379,7 +379,7 @@ class SimFunction:
             if isinstance(ptr, int) and not isinstance(a, np.ndarray):
                 if p.kind != "p":
                     raise self._error(
-                        f"{p.describe()} is a {_C_NAMES.get((p.kind, p.size), '?')} scalar, "
+                        f"{p.describe()} is a scalar ({_C_NAMES.get((p.kind, p.size), '?')}), "
                         f"got a device array ({type(a).__name__})"
                     )
                 slots[i] = ptr

@@ -5,6 +5,7 @@ must catch."""
 import functools
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import numpy as np
@@ -454,6 +455,37 @@ def test_invalid_memory_access_is_an_error_not_a_crash():
     out = Dev(np.zeros(32, np.int32))  # and the simulator still works afterwards
     module(code).get_function("wild")((1,), (32,), (out,))
     assert (out.array == 1).all()
+
+
+def test_trap_is_an_error_with_file_and_line():
+    code = r"""
+    extern "C" __global__ void checked(const int* x)
+    {
+        if (x[threadIdx.x] < 0) __trap();  // TRAP
+    }
+    """
+    fn = module(code, name="trap.cu").get_function("checked")
+    fn((1,), (32,), (Dev(np.zeros(32, np.int32)),))
+    with pytest.raises(SimulatorError, match=rf"trap\.cu:{line_of(code, 'TRAP')}: __trap\(\) "
+                                             r"called \(block \(0,0,0\), thread \(7,0,0\)\)"):
+        fn((1,), (32,), (Dev(np.where(np.arange(32) == 7, -1, 0), np.int32),))
+
+
+def test_launches_from_several_python_threads_stay_correct():
+    fn = module(STAMPS).get_function("stamps")
+
+    def launch(_):
+        counter, before, after = (Dev(np.zeros(n, np.uint32)) for n in (1, 64, 64))
+        kept = Dev(np.zeros(64, np.int32))
+        for _ in range(20):
+            fn((1,), (64,), (counter, before, after, kept))
+        return int(counter.array[0]), kept.array.copy()
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(launch, range(8)))
+    for count, kept in results:
+        assert count == 20 * 128
+        np.testing.assert_array_equal(kept, np.arange(64) * 7 + 3)
 
 
 def test_stack_overflow_is_an_error_not_a_crash():

@@ -55,6 +55,7 @@
 extern "C" {
 void* __tsan_get_current_fiber(void);
 void* __tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void* fiber);
 void __tsan_switch_to_fiber(void* fiber, unsigned flags);
 void __tsan_acquire(void* addr);
 void __tsan_release(void* addr);
@@ -744,6 +745,10 @@ CUDA_SIM_NO_TSAN static bool ensure_capacity(int n) {
     }
     for (int i = 0; i < n; ++i) mprotect(p + (size_t)i * g.stack_size, 4096, PROT_NONE);
     if (g.stacks) munmap(g.stacks, g.stacks_bytes);
+#if defined(__SANITIZE_THREAD__)
+    for (int i = 0; i < g.capacity; ++i)
+        for (void* fiber : g.lanes[i].tsan_fiber) __tsan_destroy_fiber(fiber);
+#endif
     free(g.lanes);
     free(g.free_stacks);
     g.free_stacks = free_stacks;

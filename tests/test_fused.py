@@ -1,8 +1,8 @@
 """The fused array ops: NumPy twin and CUDA kernel against plain float64 NumPy references.
 
-Each test body runs with ``xp=numpy`` (the twin) and, where CuPy sees a CUDA device, with
-``xp=cupy`` (the kernel), which is then also held equal to the twin on the same inputs (CuPy's
-``numpy_cupy_allclose`` idiom). The references below are deliberately slow and obvious: Python
+Each test body runs with ``xp=numpy`` (the twin) and with ``xp=cupy`` (the kernel, on a CUDA device
+or on the simulated GPU of tests/gpusim), which is then also held equal to the twin on the same
+inputs (CuPy's ``numpy_cupy_allclose`` idiom). The references below are deliberately slow and obvious: Python
 loops in float64.
 """
 

@@ -2,8 +2,8 @@
 
 Each test body runs with ``xp=numpy`` (the twin) and with ``xp=cupy`` (the kernel, on a CUDA device
 or on the simulated GPU of tests/gpusim), which is then also held equal to the twin on the same
-inputs (CuPy's ``numpy_cupy_allclose`` idiom). The references below are deliberately slow and obvious: Python
-loops in float64.
+inputs (CuPy's ``numpy_cupy_allclose`` idiom). The references below are deliberately slow and
+obvious: Python loops in float64.
 """
 
 from __future__ import annotations

@@ -140,9 +140,10 @@ class _Flags:
 
 def _basic_key(key):
     parts = key if isinstance(key, tuple) else (key,)
-    return builtins.all(p is None or p is Ellipsis or isinstance(p, slice)
-               or (isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_)))
-               for p in parts)
+    return builtins.all(
+        p is None or p is Ellipsis or isinstance(p, slice)
+        or (isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_)))
+        for p in parts)
 
 
 def _index_operand(p, what):
@@ -608,6 +609,18 @@ def get_array_module(*args):
 
 
 # ---- shape functions ----------------------------------------------------------------------------
+def ndim(a):
+    return a.ndim if isinstance(a, ndarray) else np.ndim(a)
+
+
+def shape(a):
+    return a.shape if isinstance(a, ndarray) else np.shape(a)
+
+
+def size(a):
+    return a.size if isinstance(a, ndarray) else np.size(a)
+
+
 def reshape(a, newshape, order="C"):
     return a.reshape(newshape, order=order)
 

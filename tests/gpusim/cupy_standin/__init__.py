@@ -689,6 +689,10 @@ class _Function:
 def _sim_module(code, options, name):
     from gpusim.simulator import SimModule
 
+    if name is None:  # the package's own sources get their file name in simulator errors
+        from tinygrad_mlp.fused import kernel_sources
+
+        name = next((n for n, text in kernel_sources().items() if text == code), "kernel.cu")
     return SimModule(code, options, name=name)
 
 
@@ -703,7 +707,7 @@ class RawModule:
             with open(path, encoding="utf-8") as f:
                 code = f.read()
         self.code, self.options = code, tuple(options)
-        self._module = _sim_module(code, self.options, "kernel.cu" if path is None else path)
+        self._module = _sim_module(code, self.options, path)
 
     def get_function(self, name):
         return _Function(self._module.get_function(name), name)

@@ -4,7 +4,7 @@ A `gpu` test runs on a real CUDA GPU where CuPy sees one. Elsewhere, wherever g+
 runs on a simulated GPU: the NumPy-backed CuPy stand-in (tests/gpusim/cupy_standin) in place of
 `cupy`, with the kernels compiled by g++ for the CPU CUDA simulator (tests/gpusim). Tests that
 only real hardware can answer (our cuBLAS handle, timings) are marked `hardware` too and skip on
-the simulated GPU. --require-gpu means real hardware: without it every gpu test fails.
+the simulated GPU. --require-gpu means real hardware: without one, every gpu test fails.
 """
 
 import contextlib
@@ -14,6 +14,7 @@ import pytest
 from tinygrad_mlp import device as _dev
 
 _mode = {}
+_standin = pytest.StashKey[contextlib.ExitStack]()  # a gpu test's installed stand-in
 
 
 def pytest_addoption(parser):
@@ -56,9 +57,6 @@ def pytest_runtest_setup(item):
 
     item.stash[_standin] = stack = contextlib.ExitStack()
     stack.enter_context(standin.installed())
-
-
-_standin = pytest.StashKey[contextlib.ExitStack]()
 
 
 @pytest.hookimpl(hookwrapper=True)

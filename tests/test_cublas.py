@@ -127,3 +127,17 @@ def test_matmul_layouts_match_numpy(case, dtype, reference_blas):
 def test_matmul_rejects_mixed_or_integer_dtypes(reference_blas):
     with pytest.raises(TypeError, match="float32 or float64"):
         cublas.matmul(_dev(np.ones((2, 2), np.float32)), _dev(np.ones((2, 2), np.float64)))
+
+
+@pytest.mark.gpu
+@pytest.mark.hardware("our cuBLAS handle calls libcublas through ctypes")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_our_handle_matches_cupy_matmul(dtype):
+    import cupy
+
+    rng = np.random.default_rng(1)
+    a = cupy.asarray(rng.standard_normal((33, 17)).astype(dtype))
+    b = cupy.asarray(rng.standard_normal((19, 17)).astype(dtype))
+    for x, y in ((a, b.T), (a.T, a), (a[3:20], b.T[:, 2:9])):
+        np.testing.assert_allclose(cupy.asnumpy(cublas.matmul(x, y)), cupy.asnumpy(x @ y),
+                                   rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)

@@ -1,9 +1,9 @@
 """The fused array ops: NumPy twin and CUDA kernel against plain float64 NumPy references.
 
-Each test body runs with ``xp=numpy`` (the twin) and, where CuPy sees a CUDA device, with
-``xp=cupy`` (the kernel), which is then also held equal to the twin on the same inputs (CuPy's
-``numpy_cupy_allclose`` idiom). The references below are deliberately slow and obvious: Python
-loops in float64.
+Each test body runs with ``xp=numpy`` (the twin) and with ``xp=cupy`` (the kernel, on a CUDA device
+or on the simulated GPU of tests/gpusim), which is then also held equal to the twin on the same
+inputs (CuPy's ``numpy_cupy_allclose`` idiom). The references below are deliberately slow and
+obvious: Python loops in float64.
 """
 
 from __future__ import annotations
@@ -206,7 +206,10 @@ def test_relu_backward_at_exactly_zero(xp):
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("shape", [(96, 10), (1, 10), (128, 10), (7, 3), (4, 1), (3, 100)])
+# C > 16 matters: a reduction that covers only half a warp is right for C <= 16 (C = 17 and 33
+# also leave lanes without a column in the last stride).
+@pytest.mark.parametrize("shape", [(96, 10), (1, 10), (128, 10), (7, 3), (4, 1), (5, 17),
+                                   (6, 33), (3, 100)])
 @pytest.mark.parametrize("label_dtype", [np.uint8, np.int32, np.int64])
 def test_softmax_xent(xp, dtype, shape, label_dtype):
     rng = np.random.default_rng(2)
@@ -221,6 +224,15 @@ def test_softmax_xent(xp, dtype, shape, label_dtype):
     assert_close(dlogits, ref_dlogits, dtype)
     assert correct.shape == () and correct.dtype.kind == "i"
     assert int(correct) == ref_correct
+
+
+@pytest.mark.parametrize("shape", [(1, 10), (4, 1), (5, 3)])
+def test_softmax_xent_leaves_logits_untouched(xp, shape):
+    # N == 1 or C == 1: the twin's transposed working copy must still be a copy.
+    logits = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    x = xp.asarray(logits.copy())
+    fused.softmax_xent(x, xp.asarray(np.zeros(shape[0], dtype=np.int64)))
+    np.testing.assert_array_equal(to_np(x), logits)
 
 
 def test_softmax_xent_correct_stays_on_device(xp):
@@ -383,6 +395,27 @@ def test_sgd_step_reads_lr_array_at_each_call(xp):
     assert_close(param, [0.65], np.float32)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_grid_stride_loops_wrap(xp, dtype, monkeypatch):
+    # At most 3 blocks: every grid-stride loop goes round many times (bias_relu over rows,
+    # relu_backward and both SGD kernels over elements); each element must be visited once.
+    monkeypatch.setattr(fused, "_MAX_BLOCKS", 3)
+    rng = np.random.default_rng(6)
+    shape = (37, 301)  # 11137 elements: 3 blocks of 256 threads cover 768 per round
+    y, g = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    b = rng.standard_normal(shape[1]).astype(dtype)
+    out, _ = run(xp, fused.bias_relu, y, b)
+    assert_close(out, np.maximum(y.astype(np.float64) + b, 0), dtype)
+    dx, _ = run(xp, fused.relu_backward, g, out)
+    assert_close(dx, ref_relu_backward(g, out), dtype)
+    p, _ = run(xp, lambda p, g: fused.sgd_step(p, g, 0.5), y, g)
+    assert_close(p, y.astype(np.float64) - 0.5 * g, dtype)
+    p, (_, _, buf) = run(xp, lambda p, g, b: fused.sgd_step(p, g, 0.5, momentum=0.9, buf=b),
+                         y, g, np.ones(shape, dtype))
+    assert_close(buf, 0.9 + g.astype(np.float64), dtype)
+    assert_close(p, y - 0.5 * (0.9 + g.astype(np.float64)), dtype)
+
+
 @pytest.mark.gpu
 def test_sgd_step_float_lr_reuses_one_device_scalar():
     if not device.gpu_available():
@@ -437,8 +470,21 @@ def test_mixed_devices_are_rejected():
     if not device.gpu_available():
         pytest.skip("no CUDA device")
     cupy = device.check_gpu()
-    with pytest.raises(TypeError, match="numpy"):
-        fused.bias_relu(cupy.zeros((2, 3), dtype=np.float32), np.zeros(3, dtype=np.float32))
+    gpu, host = cupy.zeros((2, 3), dtype=np.float32), np.zeros((2, 3), dtype=np.float32)
+    with pytest.raises(TypeError, match="b is a numpy.ndarray, expected an array of cupy"):
+        fused.bias_relu(gpu, np.zeros(3, dtype=np.float32))
+    with pytest.raises(TypeError, match="out is a numpy.ndarray"):
+        fused.relu_backward(gpu, host)
+    with pytest.raises(TypeError, match="dx is a numpy.ndarray"):
+        fused.relu_backward(gpu, gpu, dx=host)
+    with pytest.raises(TypeError, match="labels is a numpy.ndarray"):
+        fused.softmax_xent(gpu, np.zeros(2, dtype=np.int64))
+    with pytest.raises(TypeError, match="grad is a numpy.ndarray"):
+        fused.sgd_step(gpu, host, 0.1)
+    with pytest.raises(TypeError, match="lr is a numpy.ndarray"):
+        fused.sgd_step(gpu, gpu, np.array(0.1, dtype=np.float32))
+    with pytest.raises(TypeError, match="cupy.ndarray, expected an array of numpy"):
+        fused.bias_relu(host, cupy.zeros(3, dtype=np.float32))
 
 
 # --------------------------------------------------------------------------------------------

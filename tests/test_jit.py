@@ -121,6 +121,26 @@ def test_loss_matches_unjitted_cross_entropy_on_last_small_batch():
     assert np.isfinite(float(loss)) and np.isfinite(ref.item())
 
 
+@pytest.mark.gpu
+def test_host_sync_in_step_fails_capture_and_falls_back_to_eager():
+    import cupy
+
+    def step(x):
+        y = (Tensor(x) * 2).data
+        if float(y.sum()) > 0:  # a host sync: CUDA graph capture refuses it
+            y += 1
+        return y
+
+    jitted = TinyJit(step)
+    x = cupy.ones(3, cupy.float32)
+    jitted(x)
+    with pytest.warns(RuntimeWarning, match="capture failed, running eagerly"):
+        out = jitted(x)
+    np.testing.assert_array_equal(cupy.asnumpy(out), [3.0] * 3)
+    np.testing.assert_array_equal(cupy.asnumpy(jitted(x)), [3.0] * 3)  # eager from now on
+    assert next(iter(jitted.captures.values())).graph is None
+
+
 # ---- TinyJit's control flow against a stand-in for CuPy (runs everywhere, CI included) ------
 # The fake keeps CUDA's capture semantics: work launched while a stream captures is recorded,
 # not run, and the graph runs the recorded work on every launch.

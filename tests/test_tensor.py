@@ -127,6 +127,22 @@ def test_mixed_devices_name_both_devices():
         a + b
 
 
+@pytest.mark.gpu
+def test_gpu_and_cpu_tensors_do_not_mix():
+    gpu, cpu = Tensor([[1.0, 2.0]], device="gpu"), Tensor([[1.0, 2.0]])
+    for op in (lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a @ b.T):
+        with pytest.raises(RuntimeError, match="cuda:0 and cpu"):
+            op(gpu, cpu)
+        with pytest.raises(RuntimeError, match="cpu and cuda:0"):
+            op(cpu, gpu)
+    # A raw host array meets a device array only through an explicit copy, as in CuPy.
+    with pytest.raises(TypeError, match="Unsupported type"):
+        gpu.data + np.ones((1, 2), np.float32)
+    with pytest.raises(TypeError, match="Implicit conversion to a NumPy array"):
+        np.asarray(gpu.data)
+    np.testing.assert_array_equal((gpu + np.ones((1, 2))).numpy(), [[2.0, 3.0]])
+
+
 def test_bad_index_and_axis_are_named():
     with pytest.raises(TypeError, match="basic indexing"):
         Tensor(np.ones(3))[[0, 1]]

@@ -79,6 +79,56 @@ def test_gpu_flag_without_gpu_is_a_clear_error(capsys, monkeypatch):
     assert "needs CuPy" in capsys.readouterr().err
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("flags", [[], ["--no-jit", "--momentum", "0.9", "--shuffle"],
+                                   ["--optimizer", "adam", "--lr", "0.001"]],
+                         ids=["jit-sgd", "eager-momentum-shuffle", "adam"])
+def test_gpu_training_equals_cpu_training(small_mnist, capsys, tmp_path, flags):
+    # 300 steps (4 epochs of 75 batches) through the trainer, on the GPU and on the CPU.
+    common = ["--epochs", "4", "--batch-size", "8", "--hidden", "32", "--lr", "0.05", *flags]
+    records = {}
+    for device in ("cpu", "gpu"):
+        metrics, ckpt = tmp_path / f"{device}.json", tmp_path / f"{device}.npz"
+        code, lines, err = run(capsys, *common, "--device", device, "--metrics-json",
+                               str(metrics), "--save", str(ckpt))
+        assert code == 0 and len(lines) == 4, err
+        records[device] = json.loads(metrics.read_text()), np.load(ckpt)
+    (cpu, cpu_ckpt), (gpu, gpu_ckpt) = records["cpu"], records["gpu"]
+    assert gpu["device"] == "cuda:0" and "cupy" in gpu["versions"]
+    assert gpu["device_pool_peak_bytes"] > 0
+    for want, got in zip(cpu["epochs"], gpu["epochs"], strict=True):
+        for key in ("train_loss", "test_loss"):
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-4, err_msg=key)
+        assert abs(got["train_acc"] - want["train_acc"]) <= 1 / 600
+        assert abs(got["test_acc"] - want["test_acc"]) <= 1 / 200
+    # A replayed graph runs no Python, so SGD's step counter (which its math never reads)
+    # advances only on the calls that ran the step: compare it only where no graph was used.
+    replayed = "--no-jit" not in flags and "adam" not in flags
+    for key in cpu_ckpt.files:
+        if key != "meta" and not (replayed and key == "optim.step"):
+            np.testing.assert_allclose(gpu_ckpt[key], cpu_ckpt[key], rtol=1e-4, atol=1e-5,
+                                       err_msg=key)
+
+
+def test_gpu_epoch_keeps_data_on_the_device(small_mnist, simulated_gpu):
+    # The simulated GPU counts host transfers: after the one upload of the dataset, an epoch and
+    # an evaluation copy nothing to the device and sync only for their final numbers.
+    from tinygrad_mlp import Tensor, nn, optim
+
+    x, y, x_test, y_test = train.to_device_dataset(small_mnist, "gpu")
+    assert all(isinstance(a, simulated_gpu.ndarray) for a in (x, y, x_test, y_test))
+    Tensor.manual_seed(0)
+    model = nn.MLP([784, 16, 10], init_scale=0.01).to("gpu")
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for jit in (False, True):
+        before = dict(simulated_gpu.cuda._transfers)
+        train.train_epoch(model, opt, x, y, 64, step=train.make_step(model, opt, jit=jit))
+        train.evaluate(model, x_test, y_test)
+        after = simulated_gpu.cuda._transfers
+        assert after["host_to_device"] == before["host_to_device"], f"jit={jit}"
+        assert after["host_sync"] - before["host_sync"] == 4, f"jit={jit}"  # 2 + 2 results
+
+
 def test_checkpoint_resume_equals_uninterrupted_run(small_mnist, capsys, tmp_path):
     common = ["--batch-size", "50", "--shuffle", "--momentum", "0.9", "--lr", "0.1"]
     _, full, _ = run(capsys, *common, "--epochs", "3", "--save", str(tmp_path / "full.npz"))

@@ -275,7 +275,10 @@ def _softmax_xent_numpy(logits, labels):
     rows = _arange(n)
     # Work on the (C, N) transpose: each reduction then runs across C rows of N contiguous
     # values, which NumPy vectorizes, instead of N tiny rows of C (about 2x faster at C = 10).
-    t = np.ascontiguousarray(logits.T)
+    # Always a copy: for N == 1 or C == 1 the transpose is already contiguous, and
+    # ascontiguousarray would hand back a view, so the in-place steps below would overwrite the
+    # caller's logits.
+    t = np.array(logits.T, order="C")
     pred = t.argmax(axis=0)
     t -= t.max(axis=0)
     picked = t[safe, rows]  # x[label] - max, taken before exp overwrites it

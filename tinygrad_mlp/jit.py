@@ -17,7 +17,7 @@ Rules (the graph cannot change after capture; tests/test_jit.py documents each):
 - Inside the step: no host sync (``.item()``, ``float(x)``, printing values), no host-to-device
   copies, no ``cupy.random``. Learning rates of ``optim.SGD`` live in device memory, so changing
   ``optimizer.lr`` needs no re-capture; Adam's step counts (one per parameter) are host numbers
-  and are frozen.
+  and would be frozen, so ``train.make_step`` captures only optimizers marked ``capturable`` (SGD).
 - GEMMs run through our own cuBLAS handle while capturing (:mod:`tinygrad_mlp.cublas`), since
   CuPy refuses cuBLAS calls during stream capture.
 """

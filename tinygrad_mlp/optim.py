@@ -11,7 +11,10 @@ from .functional import use_fused
 
 class Optimizer:
     """Base class: ``step()`` applies ``_update(i, p, t)`` (t: the 1-based step number) to every
-    parameter that has a gradient."""
+    parameter that has a gradient. ``capturable``: a step may be captured in a CUDA graph (no
+    per-step Python value reaches the device)."""
+
+    capturable = False
 
     def __init__(self, params, lr):
         self.params = [p for p in params]
@@ -98,6 +101,8 @@ class SGD(Optimizer):
     """SGD as ``torch.optim.SGD`` (dampening 0): ``g = grad + wd * p``; with momentum
     ``buf = momentum * buf + g`` and ``g = g + momentum * buf`` (nesterov) or ``g = buf``;
     ``p -= lr * g``. One fused kernel per parameter (``fused=False``: array ops)."""
+
+    capturable = True  # lr is read from device memory; momentum and weight decay are fixed
 
     def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0, *, fused=None):
         super().__init__(params, lr)

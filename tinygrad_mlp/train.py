@@ -68,10 +68,11 @@ def make_step(model, optimizer, jit=True, fused=None, world=None):
     """One training step ``step(xb, yb) -> (loss, correct)`` on device arrays (0-d results).
 
     With ``jit`` the step is wrapped in :class:`TinyJit` (captured and replayed as a CUDA graph on
-    the GPU; called as is on the CPU). Labels must already be validated (no sync per step).
-    ``fused`` goes to the loss (the model and optimizer carry their own choice).
-    With a :class:`distributed.World`, (xb, yb) is the global batch: the step trains on this
-    rank's share and returns its local mean loss and correct count.
+    the GPU; called as is on the CPU), if the optimizer is capturable (SGD; Adam's bias
+    correction changes every step, which a replayed graph would freeze). Labels must already be
+    validated (no sync per step). ``fused`` goes to the loss (the model and optimizer carry their
+    own choice). With a :class:`distributed.World`, (xb, yb) is the global batch: the step
+    trains on this rank's share and returns its local mean loss and correct count.
     """
     def step(xb, yb):
         if world is not None:
@@ -88,7 +89,7 @@ def make_step(model, optimizer, jit=True, fused=None, world=None):
         optimizer.step()
         return loss.data, correct
 
-    return TinyJit(step) if jit else step
+    return TinyJit(step) if jit and optimizer.capturable else step
 
 
 def train_epoch(model, optimizer, x, y, batch_size, *, progress=None, step=None, world=None):

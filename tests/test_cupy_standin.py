@@ -190,3 +190,14 @@ def test_captured_work_runs_only_when_the_graph_launches(simulated_gpu):
     lr.fill(0.25)  # the graph reads device memory at each launch
     graph.launch()
     np.testing.assert_array_equal(x.get(), [1, 0.75, 0.5, 0.25])
+
+
+def test_kernels_flush_float_denormals_as_cupy_builds_them(simulated_gpu):
+    # CuPy compiles every RawModule with -ftz=true: a float32 denormal result reads 0 on the GPU,
+    # while the NumPy twin keeps it. Without the option the simulator would keep it too.
+    from tinygrad_mlp import fused
+
+    tiny = np.full((2, 3), 1e-39, np.float32)  # below float32's smallest normal, 1.18e-38
+    on_gpu = fused.bias_relu(simulated_gpu.asarray(tiny), simulated_gpu.zeros(3, np.float32))
+    np.testing.assert_array_equal(on_gpu.get(), 0)
+    np.testing.assert_array_equal(fused.bias_relu(tiny.copy(), np.zeros(3, np.float32)), tiny)

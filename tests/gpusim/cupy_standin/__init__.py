@@ -707,7 +707,11 @@ class RawModule:
             with open(path, encoding="utf-8") as f:
                 code = f.read()
         self.code, self.options = code, tuple(options)
-        self._module = _sim_module(code, self.options, path)
+        # CuPy always adds -ftz=true (cupy/cuda/compiler.py, _compile_with_cache_cuda), so float
+        # denormals flush to zero as on the GPU. (The simulator's MXCSR flush also touches
+        # doubles, which a GPU would not: no kernel test depends on double denormals.)
+        ftz = () if [o for o in self.options if "ftz" in o] else ("-ftz=true",)  # (any: ours)
+        self._module = _sim_module(code, self.options + ftz, path)
 
     def get_function(self, name):
         return _Function(self._module.get_function(name), name)

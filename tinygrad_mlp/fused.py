@@ -7,7 +7,8 @@ against a ``real`` type chosen by ``-DREAL=float`` / ``-DREAL=double`` and compi
 process for each dtype it meets. Any other dtype is a TypeError that names it.
 
 The twins are written for speed: float32 stays float32, results go in place or into ``out=``, and
-the SGD update uses a preallocated scratch buffer instead of fresh temporaries.
+the SGD update runs as in-place BLAS passes (:mod:`tinygrad_mlp.blas`), or in cache-sized chunks
+with a preallocated scratch buffer where that BLAS is not found.
 
 GPU arrays must live on the current CUDA device (as for CuPy's own ops).
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygrad_mlp import device
+from tinygrad_mlp import blas, device
 
 __all__ = ["bias_relu", "relu_backward", "softmax_xent", "sgd_step", "bias_grad",
            "kernel_sources"]
@@ -402,8 +403,9 @@ def sgd_step(param, grad, lr, *, momentum=0.0, buf=None, nesterov=False, weight_
 
 
 def _sgd_numpy(param, grad, lr, momentum, buf, nesterov, weight_decay):
-    if lr == 1 and not momentum and not weight_decay:
-        return np.subtract(param, grad, out=param)  # lr already folded into grad: one pass
+    if blas.usable(param, grad) and (buf is None or blas.usable(param, buf)):
+        return _sgd_blas(param, grad, float(lr), float(momentum), buf, nesterov,
+                         float(weight_decay))
     scalar = param.dtype.type
     # NumPy scalars of param's dtype: keep float32 math in float32 (a 0-d float64 array would
     # upcast under NEP 50) and round lr, momentum and weight_decay as the kernel does.
@@ -435,3 +437,21 @@ def _sgd_numpy(param, grad, lr, momentum, buf, nesterov, weight_decay):
         np.multiply(g, lr, out=s0)  # safe when g is s0: elementwise, same positions
         p -= s0
     return param
+
+
+def _sgd_blas(param, grad, lr, momentum, buf, nesterov, weight_decay):
+    """The same update as BLAS level-1 passes, each reading and writing memory once: plain SGD
+    and weight decay are one pass (``p = (1 - lr wd) p - lr g``), momentum two, nesterov three.
+    The grad is only read (it stays the caller's true gradient)."""
+    if momentum:
+        blas.axpby(1.0, grad, momentum, buf)  # buf = momentum * buf + grad
+        if weight_decay:
+            blas.axpy(weight_decay, param, buf)  # + weight_decay * p, before p changes
+        if not nesterov:
+            return blas.axpy(-lr, buf, param)
+        # p -= lr * (grad + wd * p + momentum * buf)
+        blas.axpby(-lr, grad, 1.0 - lr * weight_decay, param)
+        return blas.axpy(-lr * momentum, buf, param)
+    if weight_decay:
+        return blas.axpby(-lr, grad, 1.0 - lr * weight_decay, param)
+    return blas.axpy(-lr, grad, param)

@@ -25,8 +25,8 @@ class Optimizer:
         self.step_count = 0
 
     def backward(self, loss):
-        """``loss.backward()``, for optimizers that fold a factor into the seed gradient (see
-        :meth:`SGD.backward`); the next :meth:`step` accounts for it."""
+        """``loss.backward()``: every ``.grad`` then holds the true gradient, whatever the
+        optimizer does in :meth:`step`."""
         loss.backward()
 
     def step(self):
@@ -97,7 +97,8 @@ def _check(what, value, low=0.0, high=None):
 class SGD(Optimizer):
     """SGD as ``torch.optim.SGD`` (dampening 0): ``g = grad + wd * p``; with momentum
     ``buf = momentum * buf + g`` and ``g = g + momentum * buf`` (nesterov) or ``g = buf``;
-    ``p -= lr * g``. One fused kernel per parameter (``fused=False``: array ops)."""
+    ``p -= lr * g``. One fused kernel per parameter on the GPU, in-place BLAS passes on the CPU
+    (plain SGD: one ``axpy``); ``fused=False``: array ops. ``.grad`` is only read."""
 
     def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0, *, fused=None):
         super().__init__(params, lr)
@@ -114,28 +115,11 @@ class SGD(Optimizer):
     def _buffers(self):
         return {"momentum_buffer": self.momentum_buffers} if self.momentum else {}
 
-    def backward(self, loss):
-        """``loss.backward()`` with the learning rate folded into the seed gradient, when the
-        update is plain SGD: every gradient then arrives as ``lr * grad`` and the next step() is
-        one subtraction per parameter (the lr is a device array on the GPU, so a captured step
-        still follows changes of ``lr``). With momentum or weight decay: plain backward."""
-        if self.momentum or self.weight_decay or not self.fused:
-            return loss.backward()
-        loss.backward(self._lr_for(loss))
-        self._grads_hold_lr = True
-
-    def step(self):
-        folded, self._grads_hold_lr = getattr(self, "_grads_hold_lr", False), False
-        if not folded:
-            return super().step()
-        for p in self.params:
-            if p.grad is not None:
-                _fused.sgd_step(p.data, p.grad.data, 1.0)  # fused caches the device scalar
-        self.step_count += 1
-
     def _update(self, i, p, t):
         buf = self.momentum_buffers[i]
-        if self.fused:
+        # The fused kernel writes param in place and needs it contiguous; any other layout (a
+        # transposed port of torch weights) takes the array ops, which update strided views.
+        if self.fused and p.data.flags.c_contiguous:
             _fused.sgd_step(p.data, p.grad.data, self._lr_for(p), momentum=self.momentum,
                             buf=buf, nesterov=self.nesterov, weight_decay=self.weight_decay)
             return

@@ -68,14 +68,26 @@ def _assert_close(ours, theirs, what, rtol=1e-4, atol=1e-6):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"{what} {i}")
 
 
+def _explicit_step(model, opt):
+    def step(x, y):
+        opt.zero_grad()
+        loss = _loss(model, x, y)
+        opt.backward(loss)
+        opt.step()
+        return loss.data, None
+    return step
+
+
+@pytest.mark.parametrize("how", ["backward+step", "backward_step"])
 @pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("config", CONFIGS)
-def test_50_steps_match_torch(config, fused):
+def test_50_steps_match_torch(config, fused, how):
     kw = CONFIGS[config]
     ours, theirs = _pair()
     opt = optim.SGD(ours.parameters(), lr=0.1, fused=fused, **kw)
     topt = torch.optim.SGD(theirs.parameters(), lr=0.1, **kw)
-    step = make_step(ours, opt, jit=False)  # the trainer's step: zero_grad, backward, step
+    # backward_step is the trainer's step (on the CPU, the GEMM-fused update where it applies)
+    step = make_step(ours, opt, jit=False) if how == "backward_step" else _explicit_step(ours, opt)
     for x, y in _data(50):
         loss, _ = step(x, y)
         topt.zero_grad()
@@ -83,8 +95,10 @@ def test_50_steps_match_torch(config, fused):
         tloss.backward()
         topt.step()
         np.testing.assert_allclose(float(loss), tloss.item(), rtol=1e-4)
-    # .grad is the last step's true gradient, untouched by step()
-    _assert_close([p.grad.numpy() for p in ours.parameters()], _torch_grads(theirs), "grad")
+    if how == "backward+step":  # .grad is the last true gradient, untouched by step()
+        _assert_close([p.grad.numpy() for p in ours.parameters()], _torch_grads(theirs), "grad")
+    else:
+        assert all(p.grad is None for p in ours.parameters())
     _assert_close([p.numpy() for p in ours.parameters()], _torch_params(theirs), "param")
     if kw.get("momentum"):
         bufs = [topt.state[p]["momentum_buffer"].numpy() for p in theirs.parameters()]
@@ -183,3 +197,42 @@ def test_numpy_fallback_without_blas(config, monkeypatch):
             step(x, y)
         results.append([p.numpy().copy() for p in ours.parameters()])
     _assert_close(results[0], results[1], "param", rtol=1e-5)
+
+
+def test_backward_step_folds_the_update_into_the_weight_gemm(monkeypatch):
+    if not blas.available:
+        pytest.skip("NumPy's OpenBLAS not found: backward_step takes the ordinary path")
+    calls = []
+    gemm_into = blas.gemm_into
+    monkeypatch.setattr(blas, "gemm_into", lambda *a, **k: calls.append(1) or gemm_into(*a, **k))
+    ours, _ = _pair()
+    opt = optim.SGD(ours.parameters(), lr=0.1)
+    (x, y), = _data(1)
+    opt.backward_step(_loss(ours, x, y))
+    assert len(calls) == len(ours.layers)  # one GEMM-update per weight
+    # the sinks are detached afterwards: a later plain backward only fills .grad
+    loss = _loss(ours, x, y)
+    before = [p.numpy().copy() for p in ours.parameters()]
+    loss.backward()
+    assert len(calls) == len(ours.layers)
+    _assert_close([p.numpy() for p in ours.parameters()], before, "param", rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("config", ["plain", "momentum_wd", "nesterov"])
+def test_backward_step_with_shared_weight_and_accumulated_grads(config):
+    # A weight used twice (here also in an L2 penalty) and a gradient accumulated before the
+    # call both need the ordinary path: the result must still be torch's.
+    kw = CONFIGS[config]
+    ours, theirs = _pair()
+    opt = optim.SGD(ours.parameters(), lr=0.1, **kw)
+    topt = torch.optim.SGD(theirs.parameters(), lr=0.1, **kw)
+    w, tw = ours.layers[1].weight, theirs[2].weight
+    for i, ((x1, y1), (x2, y2)) in enumerate(zip(_data(3, seed=1), _data(3, seed=2))):
+        if i == 1:  # accumulate one gradient first
+            opt.backward(_loss(ours, x1, y1))
+            _torch_loss(theirs, x1, y1).backward()
+        opt.backward_step(_loss(ours, x2, y2) + (w * w).sum() * 0.01)
+        (_torch_loss(theirs, x2, y2) + (tw * tw).sum() * 0.01).backward()
+        topt.step()
+        topt.zero_grad()
+    _assert_close([p.numpy() for p in ours.parameters()], _torch_params(theirs), "param")

@@ -94,8 +94,8 @@ def _layout(m):
     return None
 
 
-def gemm_into(alpha: float, a, b, c) -> bool:
-    """``c += alpha * (a @ b)`` in place as one GEMM with beta = 1; False (nothing done) when the
+def gemm_into(alpha: float, a, b, c, beta: float = 1.0) -> bool:
+    """``c = alpha * (a @ b) + beta * c`` in place as one GEMM; False (nothing done) when the
     operands do not fit (dtype, layout), so the caller can fall back.
 
     a (m, k), b (k, n): 2-D, each with one unit-stride axis (views such as ``x.T`` are fine);
@@ -109,5 +109,5 @@ def gemm_into(alpha: float, a, b, c) -> bool:
     if la is None or lb is None or b.shape[0] != k or c.shape != (m, n) or 0 in (m, n, k):
         return False
     _functions[_KIND[c.dtype] + "gemm"](_ROW_MAJOR, la[0], lb[0], m, n, k, alpha, _address(a),
-                                        la[1], _address(b), lb[1], 1.0, _address(c), n)
+                                        la[1], _address(b), lb[1], beta, _address(c), n)
     return True

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from . import blas
 from . import device as _dev
 from . import fused as _fused
-from .functional import use_fused
+from .functional import LinearFunction, use_fused
 
 
 class Optimizer:
@@ -20,6 +23,7 @@ class Optimizer:
         for i, p in enumerate(self.params):
             if not p.requires_grad:
                 raise ValueError(f"{type(self).__name__}: parameter {i} does not require grad")
+        self._index = {id(p): i for i, p in enumerate(self.params)}
         self._lr_arrays = {}  # (device, dtype) -> 0-d device array holding lr
         self.lr = lr
         self.step_count = 0
@@ -28,6 +32,15 @@ class Optimizer:
         """``loss.backward()``: every ``.grad`` then holds the true gradient, whatever the
         optimizer does in :meth:`step`."""
         loss.backward()
+
+    def backward_step(self, loss):
+        """``backward(loss); step(); zero_grad()`` in one call, for loops that do not read
+        ``.grad`` after the update: the parameters end exactly as after those three calls, and
+        every ``.grad`` is None. (:class:`SGD` uses this freedom on the CPU to fold the update
+        into the weight-gradient GEMM.)"""
+        self.backward(loss)
+        self.step()
+        self.zero_grad()
 
     def step(self):
         t = self.step_count + 1
@@ -114,6 +127,52 @@ class SGD(Optimizer):
 
     def _buffers(self):
         return {"momentum_buffer": self.momentum_buffers} if self.momentum else {}
+
+    def backward_step(self, loss):
+        """``backward(loss); step(); zero_grad()``. On the CPU, each weight that only one linear
+        op of the graph uses (and that holds no gradient yet) is updated inside that op's
+        backward, as one GEMM into the weight: ``W = -lr * x.T @ dy + (1 - lr * wd) * W``
+        (momentum: the GEMM goes into the buffer), so its gradient is never written to memory
+        and read back. Nesterov momentum, the GPU and other parameters take the ordinary path."""
+        sinks = self._attach_gemm_updates(loss)
+        try:
+            super().backward_step(loss)
+        finally:
+            for ctx in sinks:
+                ctx.weight_grad_sink = None
+
+    def _attach_gemm_updates(self, loss) -> list:
+        if not (self.fused and blas.available and not self.nesterov and loss.requires_grad):
+            return []
+        nodes = [node for node in loss._toposort() if node._ctx is not None]
+        uses = {}
+        for node in nodes:
+            for parent in node._ctx.parents:
+                uses[id(parent)] = uses.get(id(parent), 0) + 1
+        index, sinks = self._index, []
+        for node in nodes:
+            ctx = node._ctx
+            if not isinstance(ctx, LinearFunction):
+                continue
+            w = ctx.parents[1]
+            i = index.get(id(w))
+            if i is not None and uses[id(w)] == 1 and w.grad is None and blas.usable(w.data):
+                ctx.weight_grad_sink = functools.partial(self._gemm_update, i, w.data)
+                sinks.append(ctx)
+        return sinks
+
+    def _gemm_update(self, i, w, a, b) -> bool:
+        """The update of weight array ``w`` (parameter ``i``) from its gradient ``a @ b``."""
+        lr, wd, momentum = self.lr, self.weight_decay, self.momentum
+        if not momentum:
+            return blas.gemm_into(-lr, a, b, w, beta=1.0 - lr * wd)
+        buf = self.momentum_buffers[i]
+        if not blas.gemm_into(1.0, a, b, buf, beta=momentum):
+            return False
+        if wd:
+            blas.axpy(wd, w, buf)
+        blas.axpy(-lr, buf, w)
+        return True
 
     def _update(self, i, p, t):
         buf = self.momentum_buffers[i]

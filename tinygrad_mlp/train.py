@@ -56,8 +56,7 @@ def make_step(model, optimizer, jit=True):
         logits = model(Tensor._wrap(xb, _dev.device_of(xb)))
         loss, correct = F.cross_entropy(logits, yb, check_labels=False, return_correct=True)
         optimizer.zero_grad()
-        optimizer.backward(loss)  # loss.backward(), with SGD's lr folded in where that is free
-        optimizer.step()
+        optimizer.backward_step(loss)  # backward, step, zero_grad: SGD may fuse them
         return loss.data, correct
 
     return TinyJit(step) if jit else step

@@ -15,6 +15,14 @@ from tinygrad_mlp.train import make_step
 torch = pytest.importorskip("torch")
 
 SIZES = [12, 16, 8, 5]
+
+
+@pytest.fixture(autouse=True)
+def _blas_for_every_size(monkeypatch):
+    # The BLAS paths (axpy update, update inside the weight GEMM) normally start at
+    # blas.MIN_SIZE elements; the small test model takes them for every parameter.
+    # test_numpy_fallback_without_blas covers the NumPy path.
+    monkeypatch.setattr(blas, "MIN_SIZE", 1)
 CONFIGS = {
     "plain": {},
     "momentum": {"momentum": 0.9},
@@ -106,10 +114,13 @@ def test_50_steps_match_torch(config, fused, how):
 
 
 def test_bit_identical_to_torch_on_plain_sgd_step():
-    # torch's p.add_(grad, alpha=-lr) and our axpy both round lr * g + p once; equal gradients
-    # then give equal parameters. Gradients are given, so only the update is compared.
+    # torch's p.add_(grad, alpha=-lr) and our axpy (arrays of at least blas.MIN_SIZE) both
+    # round p - lr * g once; equal gradients then give equal parameters.
+    if not blas.available:
+        pytest.skip("NumPy's OpenBLAS not found: the NumPy update rounds lr * g first")
     rng = np.random.default_rng(1)
-    w, g = (rng.standard_normal((33, 17)).astype(np.float32) for _ in range(2))
+    w, g = (rng.standard_normal((blas.MIN_SIZE // 16 + 3, 16)).astype(np.float32)
+            for _ in range(2))
     tp = torch.tensor(w, requires_grad=True)
     tp.grad = torch.tensor(g)
     torch.optim.SGD([tp], lr=0.37).step()

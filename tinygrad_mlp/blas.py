@@ -55,6 +55,9 @@ def _load():
 _functions = None if os.environ.get("TINYGRAD_MLP_NO_BLAS") else _load()
 available = _functions is not None
 _KIND = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}
+# A ctypes call costs a few microseconds more than a ufunc call: below this many elements the
+# pass it saves is worth less than that (callers keep NumPy for small arrays).
+MIN_SIZE = 1 << 14
 
 
 def usable(*arrays) -> bool:
@@ -101,13 +104,15 @@ def gemm_into(alpha: float, a, b, c, beta: float = 1.0) -> bool:
     a (m, k), b (k, n): 2-D, each with one unit-stride axis (views such as ``x.T`` are fine);
     c (m, n): C-contiguous, same dtype.
     """
-    if not (usable(c) and a.dtype == c.dtype == b.dtype and type(a) is type(b) is np.ndarray
-            and a.ndim == b.ndim == 2):
+    kind = _KIND.get(c.dtype) if available else None
+    if (kind is None or not type(a) is type(b) is type(c) is np.ndarray
+            or a.dtype != c.dtype or b.dtype != c.dtype or a.ndim != 2 or b.ndim != 2
+            or not c.flags.c_contiguous):
         return False
     (m, k), n = a.shape, b.shape[1]
     la, lb = _layout(a), _layout(b)
     if la is None or lb is None or b.shape[0] != k or c.shape != (m, n) or 0 in (m, n, k):
         return False
-    _functions[_KIND[c.dtype] + "gemm"](_ROW_MAJOR, la[0], lb[0], m, n, k, alpha, _address(a),
-                                        la[1], _address(b), lb[1], beta, _address(c), n)
+    _functions[kind + "gemm"](_ROW_MAJOR, la[0], lb[0], m, n, k, alpha, a.ctypes.data, la[1],
+                              b.ctypes.data, lb[1], beta, c.ctypes.data, n)
     return True

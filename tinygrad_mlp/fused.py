@@ -148,7 +148,9 @@ def bias_relu(y, b):
     _writable("bias_relu", "y", y)
     if xp is np:
         np.add(y, b, out=y)
-        np.maximum(y, 0, out=y)
+        # Against a zeros array, not the scalar 0: NumPy's scalar-operand maximum loop is not
+        # vectorised (about 4x slower at 128 x 512 float32).
+        np.maximum(y, _zeros(y.shape, y.dtype), out=y)
         return y
     n, f = y.shape
     if y.size == 0:
@@ -205,7 +207,16 @@ def bias_grad(dy):
 
 @functools.cache
 def _ones(n, dtype):
-    return np.ones(n, dtype=dtype)
+    ones = np.ones(n, dtype=dtype)
+    ones.flags.writeable = False  # shared by every call of that length
+    return ones
+
+
+@functools.cache
+def _zeros(shape, dtype):
+    zeros = np.zeros(shape, dtype=dtype)
+    zeros.flags.writeable = False  # shared by every call of that shape
+    return zeros
 
 
 # --------------------------------------------------------------------------------------------
@@ -403,13 +414,16 @@ def sgd_step(param, grad, lr, *, momentum=0.0, buf=None, nesterov=False, weight_
 
 
 def _sgd_numpy(param, grad, lr, momentum, buf, nesterov, weight_decay):
-    if blas.usable(param, grad) and (buf is None or blas.usable(param, buf)):
+    if param.size >= blas.MIN_SIZE and blas.usable(param, grad, *([buf] if momentum else [])):
         return _sgd_blas(param, grad, float(lr), float(momentum), buf, nesterov,
                          float(weight_decay))
     scalar = param.dtype.type
     # NumPy scalars of param's dtype: keep float32 math in float32 (a 0-d float64 array would
     # upcast under NEP 50) and round lr, momentum and weight_decay as the kernel does.
     lr, mom, wd = scalar(lr), scalar(momentum), scalar(weight_decay)
+    if not momentum and not weight_decay:
+        # Plain SGD: one temporary and one subtraction (small arrays, or a strided grad).
+        return np.subtract(param, np.multiply(grad, lr), out=param)
     p_flat, g_flat = param.reshape(-1), grad.reshape(-1)
     b_flat = buf.reshape(-1) if momentum else None
     n = p_flat.size

@@ -23,7 +23,6 @@ class Optimizer:
         for i, p in enumerate(self.params):
             if not p.requires_grad:
                 raise ValueError(f"{type(self).__name__}: parameter {i} does not require grad")
-        self._index = {id(p): i for i, p in enumerate(self.params)}
         self._lr_arrays = {}  # (device, dtype) -> 0-d device array holding lr
         self.lr = lr
         self.step_count = 0
@@ -142,20 +141,24 @@ class SGD(Optimizer):
                 ctx.weight_grad_sink = None
 
     def _attach_gemm_updates(self, loss) -> list:
-        if not (self.fused and blas.available and not self.nesterov and loss.requires_grad):
+        # Weights big enough for the saved pass to pay for the graph walk and the ctypes call.
+        big = {id(p): i for i, p in enumerate(self.params)
+               if p.ndim == 2 and p.data.size >= blas.MIN_SIZE}
+        if not (big and self.fused and blas.available and not self.nesterov
+                and loss.requires_grad):
             return []
         nodes = [node for node in loss._toposort() if node._ctx is not None]
         uses = {}
         for node in nodes:
             for parent in node._ctx.parents:
                 uses[id(parent)] = uses.get(id(parent), 0) + 1
-        index, sinks = self._index, []
+        sinks = []
         for node in nodes:
             ctx = node._ctx
             if not isinstance(ctx, LinearFunction):
                 continue
             w = ctx.parents[1]
-            i = index.get(id(w))
+            i = big.get(id(w))
             if i is not None and uses[id(w)] == 1 and w.grad is None and blas.usable(w.data):
                 ctx.weight_grad_sink = functools.partial(self._gemm_update, i, w.data)
                 sinks.append(ctx)

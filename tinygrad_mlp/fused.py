@@ -112,6 +112,11 @@ def _same_module(op: str, xp, **arrays) -> None:
 def _operands(op: str, name: str, first, **others):
     """(xp, 'float'|'double') for the dispatching array ``first``, after checking that every
     array in ``others`` has its module and dtype."""
+    if type(first) is np.ndarray:  # the common CPU case, checked in one pass
+        real = _FLOAT_DTYPES.get(first.dtype)
+        if real is not None and all(type(a) is np.ndarray and a.dtype == first.dtype
+                                    for a in others.values()):
+            return np, real
     xp = _module_of(op, name, first)
     _same_module(op, xp, **others)
     real = _real_name(first.dtype, op)
@@ -280,24 +285,24 @@ def _softmax_xent_numpy(logits, labels):
     if n == 0:
         return np.empty(0, dtype), np.empty((0, c), dtype), np.zeros((), dtype=np.int64)
     labels = labels.astype(np.intp, copy=False)
-    valid = (labels >= 0) & (labels < c)
-    all_valid = bool(valid.all())
+    all_valid = bool(labels.min() >= 0) and bool(labels.max() < c)
+    valid = None if all_valid else (labels >= 0) & (labels < c)
     # Index with a safe label (0) on invalid rows, then overwrite those rows with NaN below.
     safe = labels if all_valid else np.where(valid, labels, 0)
-    rows = _arange(n)
+    pred = logits.argmax(axis=1)
     # Work on the (C, N) transpose: each reduction then runs across C rows of N contiguous
     # values, which NumPy vectorizes, instead of N tiny rows of C (about 2x faster at C = 10).
     t = np.ascontiguousarray(logits.T)
-    pred = t.argmax(axis=0)
+    flat, at_label = t.reshape(-1), safe * n + _arange(n)  # flat positions of (label, row)
     t -= t.max(axis=0)
-    picked = t[safe, rows]  # x[label] - max, taken before exp overwrites it
+    picked = flat[at_label]  # x[label] - max, taken before exp overwrites it
     np.exp(t, out=t)
     sums = t.sum(axis=0)
     loss = np.log(sums)
     loss -= picked
     # (softmax - onehot) / N: scale each column by 1 / (N * sum), then take 1/N off the label.
     t *= dtype.type(1.0 / n) / sums
-    t[safe, rows] -= dtype.type(1.0 / n)
+    flat[at_label] -= dtype.type(1.0 / n)
     dlogits = t.T  # (N, C), Fortran-ordered: BLAS takes it as is in the backward GEMMs
     correct = np.count_nonzero(pred == labels)
     if not all_valid:

@@ -147,16 +147,20 @@ class SGD(Optimizer):
         if not (big and self.fused and blas.available and not self.nesterov
                 and loss.requires_grad):
             return []
-        nodes = [node for node in loss._toposort() if node._ctx is not None]
-        uses = {}
-        for node in nodes:
-            for parent in node._ctx.parents:
-                uses[id(parent)] = uses.get(id(parent), 0) + 1
-        sinks = []
-        for node in nodes:
-            ctx = node._ctx
-            if not isinstance(ctx, LinearFunction):
+        # One walk over the graph: every linear op, and how many ops use each tensor.
+        uses, linear, seen, stack = {}, [], set(), [loss]
+        while stack:
+            ctx = stack.pop()._ctx
+            if ctx is None or id(ctx) in seen:
                 continue
+            seen.add(id(ctx))
+            if isinstance(ctx, LinearFunction):
+                linear.append(ctx)
+            for parent in ctx.parents:
+                uses[id(parent)] = uses.get(id(parent), 0) + 1
+                stack.append(parent)
+        sinks = []
+        for ctx in linear:
             w = ctx.parents[1]
             i = big.get(id(w))
             if i is not None and uses[id(w)] == 1 and w.grad is None and blas.usable(w.data):

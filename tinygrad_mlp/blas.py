@@ -5,7 +5,8 @@ NumPy has no in-place ``y += alpha * x`` (axpy) and no GEMM into an existing arr
 that runs NumPy's own matmul exports both; NumPy's wheels bundle it (as ``scipy_openblas64_``:
 64-bit integers, symbols prefixed ``scipy_``), so we load that same library with ctypes (no new
 dependency, and thread settings such as threadpoolctl's apply to it too). Where it is not found
-(a NumPy built against another BLAS), :data:`available` is False and callers use NumPy ufuncs.
+(a NumPy built against another BLAS), or with ``TINYGRAD_MLP_NO_BLAS=1`` in the environment,
+:data:`available` is False and callers use NumPy ufuncs.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def gemm_into(alpha: float, a, b, c, beta: float = 1.0) -> bool:
         return False
     (m, k), n = a.shape, b.shape[1]
     la, lb = _layout(a), _layout(b)
-    if la is None or lb is None or b.shape[0] != k or c.shape != (m, n) or 0 in (m, n, k):
+    if (la is None or lb is None or b.shape[0] != k or c.shape != (m, n) or 0 in (m, n, k)
+            or np.may_share_memory(c, a) or np.may_share_memory(c, b)):  # c is written in place
         return False
     _functions[kind + "gemm"](_ROW_MAJOR, la[0], lb[0], m, n, k, alpha, a.ctypes.data, la[1],
                               b.ctypes.data, lb[1], beta, c.ctypes.data, n)

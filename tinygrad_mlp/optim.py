@@ -143,7 +143,7 @@ class SGD(Optimizer):
     def _attach_gemm_updates(self, loss) -> list:
         # Weights big enough for the saved pass to pay for the graph walk and the ctypes call.
         big = {id(p): i for i, p in enumerate(self.params)
-               if p.ndim == 2 and p.data.size >= blas.MIN_SIZE}
+               if type(p.data) is np.ndarray and p.ndim == 2 and p.data.size >= blas.MIN_SIZE}
         if not (big and self.fused and blas.available and not self.nesterov
                 and loss.requires_grad):
             return []

@@ -587,7 +587,11 @@ def main(argv=None) -> dict:
     print(f"{result['device']}, {args.rounds} round(s) of {args.epochs} timed epochs after "
           f"{args.warmup} warm-up; threads {result['threads']}")
     print(table(rows))
-    print(f"wrote {out}")
+    md = out.with_suffix(".md")
+    md.write_text(f"{result['date']}, {result['device']}, threads {args.threads or 'default'}, "
+                  f"{args.rounds} round(s) of {args.epochs} timed epochs after {args.warmup} "
+                  f"warm-up, load average {result['load_avg']}\n\n{table(rows)}\n")
+    print(f"wrote {out} and {md}")
     return result
 
 

@@ -15,6 +15,7 @@ See benchmarks/README.md for the rows and the JSON written to benchmarks/results
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.metadata
 import json
@@ -222,6 +223,8 @@ def torch_rows(data, params, gpu: bool, args, want_eager: bool, want_graph: bool
         e = RuntimeError(f"torch {torch.__version__}: torch.cuda.is_available() is False")
         return [error_row(n, e) for n, w in (("torch eager", want_eager),
                                               ("torch cuda-graph", want_graph)) if w]
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = "cuda" if gpu else "cpu"
     clock = TorchClock() if gpu else HostClock()
     x_train, y_train = (torch.from_numpy(data[k]).to(device) for k in ("x_train", "y_train"))
@@ -324,8 +327,11 @@ def cli_row(args) -> dict:
     row = {"name": "tinygrad_mlp cli", "epoch_s": None, "train_s": None, "test_acc": None,
            "command": " ".join(["python"] + cmd[1:]), "epochs": args.epochs}
     t0 = time.perf_counter()
+    env = dict(os.environ)
+    if args.threads:
+        env.update(OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
     try:
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env,
                               timeout=600 + 120 * args.epochs)
     except Exception as e:
         row.update(error_row(row["name"], e), command=row["command"])
@@ -472,6 +478,10 @@ def parse_args(argv=None):
     p.add_argument("--out", help="JSON path (default: benchmarks/results/<date>-<device>.json)")
     p.add_argument("--data-dir", help="passed to tinygrad_mlp.data.load_mnist")
     p.add_argument("--seed", type=int, default=0, help="seed of the shared initial weights")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for every row: NumPy's BLAS through threadpoolctl, "
+                        "torch.set_num_threads, and OPENBLAS/OMP_NUM_THREADS for the CLI row "
+                        "(default: leave each library's own default)")
     p.add_argument("--rounds", type=int, default=1,
                    help="run the whole sequence of rows this many times and report medians over "
                         "all timed epochs: drift of a shared machine then hits every row alike")
@@ -480,8 +490,8 @@ def parse_args(argv=None):
     unknown = set(args.peers) - set(PEERS)
     if unknown:
         p.error(f"unknown peers {sorted(unknown)}; choose from {', '.join(PEERS)}")
-    if args.epochs < 1 or args.warmup < 0 or args.rounds < 1:
-        p.error("--epochs and --rounds must be >= 1 and --warmup >= 0")
+    if args.epochs < 1 or args.warmup < 0 or args.rounds < 1 or (args.threads or 1) < 1:
+        p.error("--epochs, --rounds and --threads must be >= 1 and --warmup >= 0")
     return args
 
 
@@ -541,7 +551,14 @@ def main(argv=None) -> dict:
             except ImportError:
                 pass
 
-    rounds = [run_rows(args, data, params, clock, gpu) for _ in range(args.rounds)]
+    limits = contextlib.nullcontext()
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(args.threads)
+    with limits:
+        rounds = [run_rows(args, data, params, clock, gpu) for _ in range(args.rounds)]
+        info = threads()  # inside the limits: the thread counts the rows ran with
     rows = merge_rounds(rounds)
     if args.cli:
         rows.append(cli_row(args))
@@ -552,7 +569,7 @@ def main(argv=None) -> dict:
         "device": device_name(gpu),
         "kind": args.device,
         "versions": versions(gpu),
-        "threads": threads(),
+        "threads": dict(info, requested=args.threads),
         "epochs": args.epochs,
         "warmup": args.warmup,
         "rounds": args.rounds,
@@ -562,13 +579,19 @@ def main(argv=None) -> dict:
                      "after": [round(v, 2) for v in os.getloadavg()]},
         "rows": rows,
     }
-    out = Path(args.out) if args.out else HERE / "results" / f"{result['date']}-{args.device}.json"
+    tag = f"-t{args.threads}" if args.threads else ""
+    out = (Path(args.out) if args.out else
+           HERE / "results" / f"{result['date']}-{args.device}{tag}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{result['device']}, {args.rounds} round(s) of {args.epochs} timed epochs after "
           f"{args.warmup} warm-up; threads {result['threads']}")
     print(table(rows))
-    print(f"wrote {out}")
+    md = out.with_suffix(".md")
+    md.write_text(f"{result['date']}, {result['device']}, threads {args.threads or 'default'}, "
+                  f"{args.rounds} round(s) of {args.epochs} timed epochs after {args.warmup} "
+                  f"warm-up, load average {result['load_avg']}\n\n{table(rows)}\n")
+    print(f"wrote {out} and {md}")
     return result
 
 

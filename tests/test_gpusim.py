@@ -700,9 +700,12 @@ def test_sgd_kernels_equal_numpy_twin(dtype, real, n, blocks, momentum, nesterov
     expected_buf = buf.copy()
     expected = fused.sgd_step(param.copy(), grad, lr, momentum=momentum, buf=expected_buf,
                               nesterov=nesterov, weight_decay=wd)
-    np.testing.assert_array_equal(p_dev.array, expected)
+    # The twin's large updates run as BLAS axpy passes, which may fuse the multiply-add (as a
+    # GPU build with NVRTC's default --fmad=true does): equal to the last bit or two.
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(p_dev.array, expected, rtol=2 * eps, atol=eps)
     if momentum:
-        np.testing.assert_array_equal(buf_dev.array, expected_buf)
+        np.testing.assert_allclose(buf_dev.array, expected_buf, rtol=2 * eps, atol=eps)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,14 +25,25 @@ def use_fused(fused: bool | None = None) -> bool:
     return os.environ.get("TINYGRAD_MLP_FUSED", "1").strip().lower() not in ("0", "false", "no")
 
 
-def _linear_grads(ctx: Function, x, w, dy):
+def _linear_grads(ctx: LinearFunction, x, w, dy):
     need_x, need_w, need_b = (ctx.needs_input_grad + (False,))[:3]
-    return (_dev.matmul(dy, w.T) if need_x else None,
-            _dev.matmul(x.T, dy) if need_w else None,
-            _fused.bias_grad(dy) if need_b else None)
+    dx = _dev.matmul(dy, w.T) if need_x else None  # before a sink may update w in place
+    dw = None
+    if need_w and (ctx.weight_grad_sink is None or not ctx.weight_grad_sink(x.T, dy)):
+        dw = _dev.matmul(x.T, dy)
+    return dx, dw, _fused.bias_grad(dy) if need_b else None
 
 
-class _Linear(Function):
+class LinearFunction(Function):
+    """Base of the linear ops. ``weight_grad_sink``, when an optimizer sets it on one op of a
+    graph (see ``optim.SGD.backward_step``), is called in backward as ``sink(a, b)`` with the
+    weight gradient still a product ``a @ b``; if it returns True it has consumed the gradient
+    (e.g. as one GEMM into the weight) and the weight gets no ``.grad`` from this op."""
+
+    weight_grad_sink = None
+
+
+class _Linear(LinearFunction):
     def forward(self, x, w, b):
         y = _dev.matmul(x, w)
         y += b
@@ -43,7 +54,7 @@ class _Linear(Function):
         return _linear_grads(self, *self.saved_tensors, g)
 
 
-class _LinearReLU(Function):
+class _LinearReLU(LinearFunction):
     def forward(self, x, w, b):
         # The GEMM stays in BLAS/cuBLAS; one fused pass adds the bias and applies ReLU in place.
         y = _fused.bias_relu(_dev.matmul(x, w), b)
@@ -88,7 +99,7 @@ class _SoftmaxCrossEntropy(Function):
     def forward(self, logits, labels, correct_out: list):
         loss_rows, self.dlogits, correct = _fused.softmax_xent(logits, labels)
         correct_out.append(correct)  # handed back even when no graph is recorded
-        return loss_rows.mean()
+        return loss_rows.sum() / len(loss_rows)  # = mean(), without its Python-level wrapper
 
     def backward(self, g):
         # dlogits = (softmax - onehot) / N was written by the forward kernel.

@@ -79,8 +79,9 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, *, init_scale=None, device="cpu",
                  relu=False, fused=None):
+        # fused=None resolves here, once (environment default), not on every forward call
         self.in_features, self.out_features, self.relu, self.fused = (
-            in_features, out_features, relu, fused)
+            in_features, out_features, relu, F.use_fused(fused))
         bound = 1 / math.sqrt(in_features) if init_scale is None else init_scale
         self.weight = Tensor.uniform(in_features, out_features, low=-bound, high=bound,
                                      device=device, requires_grad=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from . import blas
 from . import device as _dev
 from . import fused as _fused
-from .functional import use_fused
+from .functional import LinearFunction, use_fused
 
 
 class Optimizer:
@@ -28,9 +31,18 @@ class Optimizer:
         self.step_count = 0
 
     def backward(self, loss):
-        """``loss.backward()``, for optimizers that fold a factor into the seed gradient (see
-        :meth:`SGD.backward`); the next :meth:`step` accounts for it."""
+        """``loss.backward()``: every ``.grad`` then holds the true gradient, whatever the
+        optimizer does in :meth:`step`."""
         loss.backward()
+
+    def backward_step(self, loss):
+        """``backward(loss); step(); zero_grad()`` in one call, for loops that do not read
+        ``.grad`` after the update: the parameters end exactly as after those three calls, and
+        every ``.grad`` is None. (:class:`SGD` uses this freedom on the CPU to fold the update
+        into the weight-gradient GEMM.)"""
+        self.backward(loss)
+        self.step()
+        self.zero_grad()
 
     def step(self):
         t = self.step_count + 1
@@ -100,7 +112,8 @@ def _check(what, value, low=0.0, high=None):
 class SGD(Optimizer):
     """SGD as ``torch.optim.SGD`` (dampening 0): ``g = grad + wd * p``; with momentum
     ``buf = momentum * buf + g`` and ``g = g + momentum * buf`` (nesterov) or ``g = buf``;
-    ``p -= lr * g``. One fused kernel per parameter (``fused=False``: array ops)."""
+    ``p -= lr * g``. One fused kernel per parameter on the GPU, in-place BLAS passes on the CPU
+    (plain SGD: one ``axpy``); ``fused=False``: array ops. ``.grad`` is only read."""
 
     capturable = True  # lr is read from device memory; momentum and weight decay are fixed
 
@@ -119,28 +132,65 @@ class SGD(Optimizer):
     def _buffers(self):
         return {"momentum_buffer": self.momentum_buffers} if self.momentum else {}
 
-    def backward(self, loss):
-        """``loss.backward()`` with the learning rate folded into the seed gradient, when the
-        update is plain SGD: every gradient then arrives as ``lr * grad`` and the next step() is
-        one subtraction per parameter (the lr is a device array on the GPU, so a captured step
-        still follows changes of ``lr``). With momentum or weight decay: plain backward."""
-        if self.momentum or self.weight_decay or not self.fused:
-            return loss.backward()
-        loss.backward(self._lr_for(loss))
-        self._grads_hold_lr = True
+    def backward_step(self, loss):
+        """``backward(loss); step(); zero_grad()``. On the CPU, each weight that only one linear
+        op of the graph uses (and that holds no gradient yet) is updated inside that op's
+        backward, as one GEMM into the weight: ``W = -lr * x.T @ dy + (1 - lr * wd) * W``
+        (momentum: the GEMM goes into the buffer), so its gradient is never written to memory
+        and read back. Nesterov momentum, the GPU and other parameters take the ordinary path."""
+        sinks = self._attach_gemm_updates(loss)
+        try:
+            super().backward_step(loss)
+        finally:
+            for ctx in sinks:
+                ctx.weight_grad_sink = None
 
-    def step(self):
-        folded, self._grads_hold_lr = getattr(self, "_grads_hold_lr", False), False
-        if not folded:
-            return super().step()
-        for p in self.params:
-            if p.grad is not None:
-                _fused.sgd_step(p.data, p.grad.data, 1.0)  # fused caches the device scalar
-        self.step_count += 1
+    def _attach_gemm_updates(self, loss) -> list:
+        # Weights big enough for the saved pass to pay for the graph walk and the ctypes call.
+        big = {id(p): i for i, p in enumerate(self.params)
+               if type(p.data) is np.ndarray and p.ndim == 2 and p.data.size >= blas.MIN_SIZE}
+        if not (big and self.fused and blas.available and not self.nesterov
+                and loss.requires_grad):
+            return []
+        # One walk over the graph: every linear op, and how many ops use each tensor.
+        uses, linear, seen, stack = {}, [], set(), [loss]
+        while stack:
+            ctx = stack.pop()._ctx
+            if ctx is None or id(ctx) in seen:
+                continue
+            seen.add(id(ctx))
+            if isinstance(ctx, LinearFunction):
+                linear.append(ctx)
+            for parent in ctx.parents:
+                uses[id(parent)] = uses.get(id(parent), 0) + 1
+                stack.append(parent)
+        sinks = []
+        for ctx in linear:
+            w = ctx.parents[1]
+            i = big.get(id(w))
+            if i is not None and uses[id(w)] == 1 and w.grad is None and blas.usable(w.data):
+                ctx.weight_grad_sink = functools.partial(self._gemm_update, i, w.data)
+                sinks.append(ctx)
+        return sinks
+
+    def _gemm_update(self, i, w, a, b) -> bool:
+        """The update of weight array ``w`` (parameter ``i``) from its gradient ``a @ b``."""
+        lr, wd, momentum = self.lr, self.weight_decay, self.momentum
+        if not momentum:
+            return blas.gemm_into(-lr, a, b, w, beta=1.0 - lr * wd)
+        buf = self.momentum_buffers[i]
+        if not blas.gemm_into(1.0, a, b, buf, beta=momentum):
+            return False
+        if wd:
+            blas.axpy(wd, w, buf)
+        blas.axpy(-lr, buf, w)
+        return True
 
     def _update(self, i, p, t):
         buf = self.momentum_buffers[i]
-        if self.fused:
+        # The fused kernel writes param in place and needs it contiguous; any other layout (a
+        # transposed port of torch weights) takes the array ops, which update strided views.
+        if self.fused and p.data.flags.c_contiguous:
             _fused.sgd_step(p.data, p.grad.data, self._lr_for(p), momentum=self.momentum,
                             buf=buf, nesterov=self.nesterov, weight_decay=self.weight_decay)
             return

@@ -82,11 +82,11 @@ def make_step(model, optimizer, jit=True, fused=None, world=None):
                                         fused=fused)
         optimizer.zero_grad()
         if world is None:
-            optimizer.backward(loss)  # loss.backward(), with SGD's lr folded in where that is free
+            optimizer.backward_step(loss)  # backward, step, zero_grad: SGD may fuse them
         else:  # the gradient of the global mean: local ones weighted by share, summed over ranks
             loss.backward(weight)
             world.all_reduce_grads(optimizer.params, average=False)
-        optimizer.step()
+            optimizer.step()
         return loss.data, correct
 
     return TinyJit(step) if jit and optimizer.capturable else step

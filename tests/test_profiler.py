@@ -118,7 +118,7 @@ def test_no_hooks_left_behind_also_on_error():
     with pytest.raises(ZeroDivisionError), tinygrad_mlp.profile():
         raise ZeroDivisionError("inside the block")
     assert _tensor._profiler is None and originals() == before
-    assert _fused.bias_relu is before[1] and _dev.matmul is before[0]
+    assert _fused.bias_relu is before[2] and _dev.matmul is before[0]
     # Work after the block is not recorded.
     step = make_step("cpu", [6, 5, 3], 4)
     with tinygrad_mlp.profile() as prof:
@@ -212,3 +212,26 @@ def test_nothing_is_timed_while_a_cuda_graph_is_captured(monkeypatch):
                                          ((2, 4, 3), (3, 5), 2 * 2 * 4 * 3 * 5)])
 def test_gemm_flops(a, b, flops):
     assert profiler._gemm_flops(np.ones(a), np.ones(b)) == flops
+
+
+def test_gemm_with_the_sgd_update_counts_as_gemm():
+    # SGD.backward_step folds a large weight's update into its gradient GEMM (blas.gemm_into):
+    # that GEMM is timed as one, with its flops, and counted in gemm_seconds.
+    from tinygrad_mlp import blas
+
+    if not blas.available:
+        pytest.skip("NumPy's OpenBLAS was not found: no update-in-GEMM path")
+    model = nn.MLP([784, 64, 10], init_scale=0.01)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x = Tensor(np.random.default_rng(0).random((BATCH, 784)))
+    y = np.arange(BATCH) % 10
+    with tinygrad_mlp.profile() as prof:
+        opt.backward_step(F.cross_entropy(model(x), y))
+    rows = {(r["name"], r["phase"]): r for r in prof.rows("kernel")}
+    fused_gemm = rows[("gemm_into", "backward")]
+    assert fused_gemm["calls"] == 1  # layer 1 only: 64 x 10 is below blas.MIN_SIZE
+    flops = fused_gemm["gflops_per_second"] * 1e9 * fused_gemm["total_seconds"]
+    assert flops == pytest.approx(2 * BATCH * 784 * 64)
+    matmuls = sum(r["total_seconds"] for (name, _), r in rows.items() if name == "matmul")
+    assert prof.gemm_seconds() == pytest.approx(matmuls + fused_gemm["total_seconds"])
+    assert "gemm_into" in str(prof)

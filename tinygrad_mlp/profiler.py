@@ -24,14 +24,17 @@ from collections import defaultdict
 
 import numpy as np
 
+from . import blas as _blas
 from . import device as _dev
 from . import fused as _fused
 from . import tensor as _tensor
 from .data import atomic_open
 
-# The array-level functions timed as kernels: (module, attribute name).
-KERNELS = ((_dev, "matmul"),) + tuple((_fused, name) for name in (
+# The array-level functions timed as kernels: (module, attribute name). `gemm_into` is the
+# CPU's weight-gradient GEMM that also applies SGD's update (optim.SGD.backward_step).
+KERNELS = ((_dev, "matmul"), (_blas, "gemm_into")) + tuple((_fused, name) for name in (
     "bias_relu", "relu_backward", "bias_grad", "softmax_xent", "sgd_step"))
+GEMMS = {"matmul": 0, "gemm_into": 1}  # GEMM kernel -> index of its first matrix argument
 
 
 def op_name(fn: _tensor.Function) -> str:
@@ -141,13 +144,17 @@ class Profile:
 
     def _timed_kernel(self, name, kernel):
         def timed(*args, **kwargs):
-            clock = self._clock(args[0])
+            first = GEMMS.get(name, 0)
+            clock = self._clock(args[first])
             if clock is None:
                 return kernel(*args, **kwargs)
-            flops = _gemm_flops(*args[:2]) if name == "matmul" else 0
+            flops = _gemm_flops(*args[first:first + 2]) if name in GEMMS else 0
             start = clock.start()
             try:
-                return kernel(*args, **kwargs)
+                result = kernel(*args, **kwargs)
+                if result is False:  # gemm_into declined (layout): the caller does the work
+                    flops = 0
+                return result
             finally:
                 self._records.append(("kernel", name, self._phase, clock, clock.stop(start),
                                       flops))
@@ -204,8 +211,8 @@ class Profile:
         return self._rows[kind]
 
     def gemm_seconds(self) -> float:
-        """Time in GEMMs (the ``matmul`` kernel rows)."""
-        return sum(r["total_seconds"] for r in self.rows("kernel") if r["name"] == "matmul")
+        """Time in GEMMs (the ``matmul`` and ``gemm_into`` kernel rows)."""
+        return sum(r["total_seconds"] for r in self.rows("kernel") if r["name"] in GEMMS)
 
     def as_dict(self) -> dict:
         return {"wall_seconds": self.wall_seconds, "gemm_seconds": self.gemm_seconds(),
@@ -238,8 +245,9 @@ class Profile:
             lines.append(f"{'total':<24} {'':<8} {'':>7} {total * 1e3:>10.2f} {'':>9} "
                          f"{100 * total / wall if wall else 0:>7.1f}")
         gemm = self.gemm_seconds()
-        lines += ["", f"GEMM (matmul) {gemm:.3f} s = {100 * gemm / wall if wall else 0:.1f}% "
-                      f"of wall; everything else {wall - gemm:.3f} s"]
+        share = 100 * gemm / wall if wall else 0
+        lines += ["", f"GEMM (matmul, gemm_into) {gemm:.3f} s = {share:.1f}% of wall; "
+                      f"everything else {wall - gemm:.3f} s"]
         return "\n".join(lines)
 
     def __str__(self):

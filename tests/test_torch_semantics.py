@@ -369,6 +369,29 @@ def test_item13_pow_zero_gradient_is_zero_at_zero(device):
     np.testing.assert_array_equal(x.grad.numpy(), [np.inf, 0.25])
 
 
+# ---- 14. SGD.backward / backward_step with a loss of shape (1,) ------------------------------
+@pytest.mark.parametrize("fused", [True, False])
+def test_item14_sgd_with_a_loss_of_shape_1(device, fused):
+    start = np.array([1.0, 2.0, 3.0], np.float32)
+    expected_grad, expected = 2 * start, start - 0.1 * 2 * start  # d(sum w^2)/dw = 2w
+    if torch is not None:
+        tw = torch.tensor(start, requires_grad=True)
+        topt = torch.optim.SGD([tw], lr=0.1)
+        (tw * tw).sum().reshape(1).backward()
+        topt.step()
+        expected = tw.detach().numpy()
+    w = Tensor(start, requires_grad=True, device=device)
+    opt = optim.SGD([w], lr=0.1, fused=fused)
+    opt.backward((w * w).sum().reshape(1))
+    np.testing.assert_allclose(w.grad.numpy(), expected_grad, rtol=1e-6)
+    opt.step()
+    np.testing.assert_allclose(w.numpy(), expected, rtol=1e-6)
+    w = Tensor(start, requires_grad=True, device=device)
+    opt = optim.SGD([w], lr=0.1, fused=fused)
+    opt.backward_step((w * w).sum().reshape(1))
+    np.testing.assert_allclose(w.numpy(), expected, rtol=1e-6)
+
+
 # ---- 15. indexing with a NumPy integer -------------------------------------------------------
 def test_item15_index_with_numpy_integer(device):
     x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True, device=device)

@@ -583,3 +583,20 @@ def test_sigterm_stops_like_ctrl_c(tmp_path):
     with np.load(ckpt) as z:
         assert json.loads(str(z["meta"]))["epoch"] >= 1
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.usefixtures("small_mnist")
+def test_dry_run_checkpoint_is_not_resumed_as_an_epoch(capsys, tmp_path):
+    ckpt = tmp_path / "ck.npz"
+    assert run(capsys, "--dry-run", "--hidden", "8", "--save", str(ckpt))[0] == 0
+    code, lines, err = run(capsys, "--resume", str(ckpt), "--epochs", "2")
+    assert code == 1 and lines == [] and "Traceback" not in err
+    assert f"checkpoint {ckpt} was written by --dry-run (one batch of training)" in err
+
+
+@pytest.mark.usefixtures("small_mnist")
+def test_profile_without_warm_up_epoch_says_so(capsys):
+    code, lines, err = run(capsys, "--profile", "--epochs", "1", "--hidden", "8")
+    assert code == 0 and len(lines) == 1 and "Traceback" not in err
+    assert ("profile of epoch 1 (training and test pass; no warm-up epoch ran before it, so "
+            "first-call costs are included: --epochs 2 gives one)") in err

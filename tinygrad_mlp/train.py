@@ -384,6 +384,10 @@ def run_config(args) -> tuple[dict, dict | None, list]:
                                                   defaults)
     else:
         config = {**defaults, **requested}
+    if saved and saved[0]["config"].get("dry_run"):
+        raise checkpoint.CheckpointError(
+            f"checkpoint {args.resume} was written by --dry-run (one batch of training): it "
+            "holds no complete epoch to continue; start a new run")
     done = saved[0]["epoch"] if saved else 0
     saved_epochs = saved[0]["config"].get("epochs") if saved else None
     config["epochs"] = args.epochs or saved_epochs or DEFAULT_EPOCHS
@@ -392,6 +396,8 @@ def run_config(args) -> tuple[dict, dict | None, list]:
             f"--epochs {args.epochs} is not above epoch {done}, where the checkpoint "
             f"{args.resume} stopped: nothing to train (pass --epochs {done + 1} or more)")
     config["jit"] = not args.no_jit
+    if args.dry_run:  # its checkpoint must not pass for a trained epoch
+        config["dry_run"] = True
     return config, saved, notes
 
 
@@ -757,7 +763,10 @@ def _train(args, run: RunRecord) -> int:
         if profiling:
             run.info["profile"] = prof.as_dict()
             if world is None or world.rank == 0:
-                print(f"profile of epoch {epoch} (training and test pass):\n{prof}",
+                cold = "" if epoch > first_epoch else (
+                    "; no warm-up epoch ran before it, so first-call costs are included"
+                    + ("" if args.dry_run else f": --epochs {epoch + 1} gives one"))
+                print(f"profile of epoch {epoch} (training and test pass{cold}):\n{prof}",
                       file=sys.stderr)
     run.status = "completed"
     return check_target(history, args.target_acc)

@@ -269,6 +269,10 @@ def test_mirrors_unreachable_one_line_and_data_leftovers(tmp_path, capsys, monke
     (["--init-scale=-inf"], "--init-scale: -inf must be a finite number > 0"),
     (["--hidden"], "--hidden: expected at least one argument"),
     (["--threads", "0"], "--threads: 0 must be >= 1"),
+    (["--batch-size", str(10**20)], f"--batch-size: {10**20} must be <= 2147483647"),
+    (["--hidden", "8", str(10**20)], f"--hidden: {10**20} must be <= 2147483647"),
+    (["--threads", str(10**20)], f"--threads: {10**20} must be <= 2147483647"),
+    (["--init-scale", "1e308"], "--init-scale: 1e308 must be <= 3.4028235e+38"),
 ])
 def test_bad_flags_exit_2_before_the_data(argv, words, capsys, monkeypatch):
     monkeypatch.setattr(data, "load_mnist", no_data)
@@ -600,3 +604,20 @@ def test_profile_without_warm_up_epoch_says_so(capsys):
     assert code == 0 and len(lines) == 1 and "Traceback" not in err
     assert ("profile of epoch 1 (training and test pass; no warm-up epoch ran before it, so "
             "first-call costs are included: --epochs 2 gives one)") in err
+
+
+@pytest.mark.parametrize("flag", ["--save", "--metrics-json", "--plot", "--dump-graph"])
+def test_output_that_is_not_a_regular_file_is_refused(flag, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(data, "load_mnist", no_data)
+    fifo = tmp_path / "fifo"  # as /dev/null or /dev/stdout: a rename would replace it
+    os.mkfifo(fifo)
+    code, err = exit_code(capsys, flag, str(fifo))
+    assert code == 2 and f"{flag} {fifo}: not a regular file" in err and "Traceback" not in err
+    assert fifo.is_fifo()
+
+
+def test_console_script_names_itself(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/tinygrad-mlp-train"])
+    code, err = exit_code(capsys, "extra", "positional")
+    assert code == 2 and "tinygrad-mlp-train: error: unrecognized arguments: extra" in err
+    assert f"{train.SCRIPT} = tinygrad_mlp.train:main" in (ROOT / "setup.cfg").read_text()

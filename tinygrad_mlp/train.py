@@ -154,7 +154,7 @@ def evaluate(model, x, y, batch_size=128, fused=None, world=None):
 
 
 # ---- flags ----------------------------------------------------------------------------------
-def _number(kind, low, inclusive=False, what="a number"):
+def _number(kind, low, inclusive=False, what="a number", high=None):
     def parse(text):
         try:
             value = kind(text)
@@ -165,6 +165,9 @@ def _number(kind, low, inclusive=False, what="a number"):
             raise argparse.ArgumentTypeError(f"{text} must be a finite number {bound}")
         if not (value >= low if inclusive else value > low):
             raise argparse.ArgumentTypeError(f"{text} must be {bound}")
+        if high is not None and value > high:  # beyond it NumPy fails with a traceback
+            limit = high if kind is int else f"{high:.8g}"
+            raise argparse.ArgumentTypeError(f"{text} must be <= {limit}")
         return value
     return parse
 
@@ -201,13 +204,17 @@ exit status: 0 done, 1 error (data, checkpoint), 2 bad flags, 3 training diverge
 143 terminated (SIGTERM)"""
 
 
+SCRIPT = "tinygrad-mlp-train"  # the console script of setup.cfg
+
+
 def build_parser():
     p = argparse.ArgumentParser(
-        prog="python -m tinygrad_mlp.train", epilog=ENVIRONMENT,
+        prog=SCRIPT if Path(sys.argv[0]).name == SCRIPT else "python -m tinygrad_mlp.train",
+        epilog=ENVIRONMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train the reference MNIST MLP (defaults reproduce the reference runs).\n"
                     "With --resume, flags left out continue the checkpoint's configuration.")
-    integer = _number(int, 1, True, "an integer")
+    integer = _number(int, 1, True, "an integer", high=2**31 - 1)
     p.add_argument("--version", action="version", version=version_text())
     p.add_argument("--device", type=_device_flag, default="cpu",
                    help="cpu, gpu, cuda, cuda:N or auto (gpu when available) (default: cpu)")
@@ -224,7 +231,8 @@ def build_parser():
                    help="sgd or adam (default: sgd)")
     p.add_argument("--hidden", type=integer, nargs="+", default=None, metavar="SIZE",
                    help="hidden layer sizes, at least one (default: 512 512)")
-    p.add_argument("--init-scale", type=_number(float, 0), default=None,
+    p.add_argument("--init-scale", type=_number(float, 0, high=float(np.finfo(np.float32).max)),
+                   default=None,
                    help="weights ~ U(-s, s), zero biases (default: 0.01)")
     p.add_argument("--seed", type=_number(int, 0, True, "an integer"), default=None,
                    help="seeds the initial weights and the shuffling (default: 0)")
@@ -287,6 +295,9 @@ def _check_output(parser, flag, path):
     target = Path(path)
     if not path or target.is_dir():
         parser.error(f"{flag} {path!r}: is a folder, not a file name")
+    if target.exists() and not target.is_file():  # renaming over /dev/null would replace it
+        parser.error(f"{flag} {path}: not a regular file (a device, pipe or socket); outputs are "
+                     "written to a temporary file and renamed into place: give a file name")
     folder = target.parent
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"

@@ -621,3 +621,13 @@ def test_console_script_names_itself(capsys, monkeypatch):
     code, err = exit_code(capsys, "extra", "positional")
     assert code == 2 and "tinygrad-mlp-train: error: unrecognized arguments: extra" in err
     assert f"{train.SCRIPT} = tinygrad_mlp.train:main" in (ROOT / "setup.cfg").read_text()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--data-dir", ""], "--data-dir: an empty path"),
+    (["--resume", os.devnull], f"--resume: not a regular file: {os.devnull}"),
+])
+def test_odd_input_paths_are_named(argv, words, capsys, monkeypatch):
+    monkeypatch.setattr(data, "load_mnist", no_data)
+    code, err = exit_code(capsys, *argv)
+    assert code == 2 and words in err and "Traceback" not in err

@@ -329,8 +329,11 @@ def parse_args(argv=None):
             import matplotlib  # noqa: F401
         except ImportError:
             parser.error("--plot needs matplotlib: pip install 'tinygrad_mlp[plot]'")
+    if args.data_dir == "":  # not the current folder, as Path("") would read it
+        parser.error("--data-dir: an empty path; give a folder, or leave the flag out")
     if args.resume and not Path(args.resume).is_file():
-        what = "a folder, not a checkpoint" if Path(args.resume).is_dir() else "no such file"
+        what = ("a folder, not a checkpoint" if Path(args.resume).is_dir() else
+                "not a regular file" if Path(args.resume).exists() else "no such file")
         parser.error(f"--resume: {what}: {args.resume}")
     if args.optimizer == "adam" and args.momentum:
         parser.error(f"--momentum {args.momentum:g} applies to --optimizer sgd only (Adam keeps "

@@ -521,14 +521,15 @@ def test_outputs_never_overwrite_the_data(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("target, words", [
     ("nope/g.dot", "the folder {}/nope does not exist"),
     (".", "is a folder, not a file name"),
-    ("m.json", "--dump-graph {}/m.json: the same file as --metrics-json"),
+    ("m.dot", "--dump-graph {}/m.dot: the same file as --metrics-json"),
     ("g.svg", "needs Graphviz's 'dot' program, which is not installed"),
+    ("g.jpeg", "--dump-graph {}/g.jpeg: .jpeg is not a graph format"),
 ])
 def test_dump_graph_is_checked_before_the_data(target, words, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(data, "load_mnist", no_data)
     monkeypatch.setenv("PATH", str(tmp_path))  # no Graphviz
     code, err = exit_code(capsys, "--dump-graph", str(tmp_path / target),
-                          "--metrics-json", str(tmp_path / "m.json"))
+                          "--metrics-json", str(tmp_path / "m.dot"))
     assert code == 2 and words.format(tmp_path) in err and "Traceback" not in err
 
 

@@ -338,8 +338,11 @@ def parse_args(argv=None):
     if args.optimizer == "adam" and args.momentum:
         parser.error(f"--momentum {args.momentum:g} applies to --optimizer sgd only (Adam keeps "
                      "its own moment estimates)")
-    rendered = args.dump_graph and Path(args.dump_graph).suffix.lower() in viz.RENDERED
-    if rendered and shutil.which("dot") is None:
+    suffix = Path(args.dump_graph or "").suffix.lower()
+    if suffix not in ("", ".dot", ".gv", *viz.RENDERED):  # DOT text in a .jpg would mislead
+        parser.error(f"--dump-graph {args.dump_graph}: {suffix} is not a graph format: write "
+                     ".dot or .gv (DOT text), or .svg, .png or .pdf (rendered by Graphviz)")
+    if suffix in viz.RENDERED and shutil.which("dot") is None:
         parser.error(f"--dump-graph {args.dump_graph}: {Path(args.dump_graph).suffix} needs "
                      "Graphviz's 'dot' program, which is not installed (apt install graphviz); "
                      "a .dot file needs nothing")

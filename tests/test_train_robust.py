@@ -159,7 +159,7 @@ def start(*argv, **kwargs):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-c", RUNNER, "--quiet", "--hidden", "8",
                              "--epochs", "100000", *argv], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+                            **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs})
 
 
 def test_ctrl_c_stops_cleanly_naming_the_saved_epoch(tmp_path):
@@ -269,6 +269,10 @@ def test_mirrors_unreachable_one_line_and_data_leftovers(tmp_path, capsys, monke
     (["--init-scale=-inf"], "--init-scale: -inf must be a finite number > 0"),
     (["--hidden"], "--hidden: expected at least one argument"),
     (["--threads", "0"], "--threads: 0 must be >= 1"),
+    (["--batch-size", str(10**20)], f"--batch-size: {10**20} must be <= 2147483647"),
+    (["--hidden", "8", str(10**20)], f"--hidden: {10**20} must be <= 2147483647"),
+    (["--threads", str(10**20)], f"--threads: {10**20} must be <= 2147483647"),
+    (["--init-scale", "1e308"], "--init-scale: 1e308 must be <= 3.4028235e+38"),
 ])
 def test_bad_flags_exit_2_before_the_data(argv, words, capsys, monkeypatch):
     monkeypatch.setattr(data, "load_mnist", no_data)
@@ -497,3 +501,134 @@ def test_readme_shows_the_log_line_and_every_flag():
     for action in train.build_parser()._actions:
         flag = action.option_strings[-1]
         assert flag == "--help" or f"[{flag}" in synopsis, f"README's synopsis lacks {flag}"
+
+
+# ---- hostile input found in review ----------------------------------------------------------
+def test_outputs_never_overwrite_the_data(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(data, "load_mnist", no_data)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    images = tmp_path / "train-images-idx3-ubyte.gz"
+    cached = data.cache_dir("fashion-mnist") / "t10k-labels-idx1-ubyte"
+    cached.parent.mkdir(parents=True)
+    cases = [(["--data-dir", str(tmp_path), "--save", str(images)], "--save", images),
+             (["--metrics-json", str(cached)], "--metrics-json", cached)]
+    for argv, flag, path in cases:
+        code, err = exit_code(capsys, *argv)
+        assert code == 2 and f"{flag} {path}: the same file as a data file in" in err
+        assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("target, words", [
+    ("nope/g.dot", "the folder {}/nope does not exist"),
+    (".", "is a folder, not a file name"),
+    ("m.dot", "--dump-graph {}/m.dot: the same file as --metrics-json"),
+    ("g.svg", "needs Graphviz's 'dot' program, which is not installed"),
+    ("g.jpeg", "--dump-graph {}/g.jpeg: .jpeg is not a graph format"),
+])
+def test_dump_graph_is_checked_before_the_data(target, words, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(data, "load_mnist", no_data)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Graphviz
+    code, err = exit_code(capsys, "--dump-graph", str(tmp_path / target),
+                          "--metrics-json", str(tmp_path / "m.dot"))
+    assert code == 2 and words.format(tmp_path) in err and "Traceback" not in err
+
+
+def test_adam_refuses_momentum(capsys, monkeypatch):
+    monkeypatch.setattr(data, "load_mnist", no_data)
+    code, err = exit_code(capsys, "--optimizer", "adam", "--momentum", "0.9")
+    assert code == 2 and "--momentum 0.9 applies to --optimizer sgd only" in err
+
+
+def test_unwritable_cache_is_one_line(tmp_path, capsys, monkeypatch):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(not_a_folder))
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.setattr(data, "SYSTEM_DIRS", {d: [] for d in data.DATASETS})
+    code, _, err = run(capsys, "--dry-run")
+    assert code == 1 and "Traceback" not in err
+    assert f"cannot create the cache folder {not_a_folder}/tinygrad_mlp/mnist" in err
+    assert "XDG_CACHE_HOME" in err
+
+
+@pytest.mark.usefixtures("small_mnist")
+def test_out_of_memory_is_one_line(capsys, tmp_path, monkeypatch):
+    def too_big(*args, **kwargs):
+        raise MemoryError("Unable to allocate 74.5 GiB")
+
+    monkeypatch.setattr(train.nn, "MLP", too_big)
+    code, _, err = run(capsys, "--hidden", "100000", "100000")
+    assert code == 1 and "Traceback" not in err
+    assert "error: out of memory on cpu: Unable to allocate 74.5 GiB" in err and "--hidden" in err
+
+
+def test_full_stdout_is_one_line_and_keeps_the_metrics(tmp_path):
+    metrics = tmp_path / "m.json"
+    with open("/dev/full", "w") as full:
+        proc = start("--metrics-json", str(metrics), "--epochs", "3", stdout=full)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert err == "error: cannot write to stdout after epoch 1: No space left on device\n"
+    record = json.loads(metrics.read_text())
+    assert record["status"] == "stopped: stdout not writable" and len(record["epochs"]) == 1
+
+
+def test_sigterm_stops_like_ctrl_c(tmp_path):
+    ckpt, metrics = tmp_path / "ck.npz", tmp_path / "m.json"
+    proc = start("--save", str(ckpt), "--metrics-json", str(metrics))
+    try:
+        assert LINE.match(proc.stdout.readline().rstrip("\n"))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "Traceback" not in err
+    assert err.startswith("terminated (SIGTERM) ") and f"--resume {ckpt}" in err
+    assert json.loads(metrics.read_text())["status"] == "terminated"
+    with np.load(ckpt) as z:
+        assert json.loads(str(z["meta"]))["epoch"] >= 1
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.usefixtures("small_mnist")
+def test_dry_run_checkpoint_is_not_resumed_as_an_epoch(capsys, tmp_path):
+    ckpt = tmp_path / "ck.npz"
+    assert run(capsys, "--dry-run", "--hidden", "8", "--save", str(ckpt))[0] == 0
+    code, lines, err = run(capsys, "--resume", str(ckpt), "--epochs", "2")
+    assert code == 1 and lines == [] and "Traceback" not in err
+    assert f"checkpoint {ckpt} was written by --dry-run (one batch of training)" in err
+
+
+@pytest.mark.usefixtures("small_mnist")
+def test_profile_without_warm_up_epoch_says_so(capsys):
+    code, lines, err = run(capsys, "--profile", "--epochs", "1", "--hidden", "8")
+    assert code == 0 and len(lines) == 1 and "Traceback" not in err
+    assert ("profile of epoch 1 (training and test pass; no warm-up epoch ran before it, so "
+            "first-call costs are included: --epochs 2 gives one)") in err
+
+
+@pytest.mark.parametrize("flag", ["--save", "--metrics-json", "--plot", "--dump-graph"])
+def test_output_that_is_not_a_regular_file_is_refused(flag, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(data, "load_mnist", no_data)
+    fifo = tmp_path / "fifo"  # as /dev/null or /dev/stdout: a rename would replace it
+    os.mkfifo(fifo)
+    code, err = exit_code(capsys, flag, str(fifo))
+    assert code == 2 and f"{flag} {fifo}: not a regular file" in err and "Traceback" not in err
+    assert fifo.is_fifo()
+
+
+def test_console_script_names_itself(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/tinygrad-mlp-train"])
+    code, err = exit_code(capsys, "extra", "positional")
+    assert code == 2 and "tinygrad-mlp-train: error: unrecognized arguments: extra" in err
+    assert f"{train.SCRIPT} = tinygrad_mlp.train:main" in (ROOT / "setup.cfg").read_text()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--data-dir", ""], "--data-dir: an empty path"),
+    (["--resume", os.devnull], f"--resume: not a regular file: {os.devnull}"),
+])
+def test_odd_input_paths_are_named(argv, words, capsys, monkeypatch):
+    monkeypatch.setattr(data, "load_mnist", no_data)
+    code, err = exit_code(capsys, *argv)
+    assert code == 2 and words in err and "Traceback" not in err

@@ -761,6 +761,11 @@ def load_mnist(
     if not download:
         raise DataError(f"{dataset}: not in the cache {_show(cache)} and downloads are off; {hint}")
 
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create the cache folder {_show(cache)} ({e.strerror or e}); "
+                        f"set XDG_CACHE_HOME to a writable folder, or {hint}") from None
     failures = []
     try:
         used = download_idx_files(

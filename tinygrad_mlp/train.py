@@ -18,6 +18,8 @@ import json
 import math
 import os
 import platform
+import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -46,10 +48,15 @@ DEFAULTS = {"optimizer": "sgd", "lr": None, "momentum": 0.0, "nesterov": False,
 DEFAULT_EPOCHS = 30
 DEFAULT_LR = {"sgd": 0.5, "adam": 1e-3}
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT, 128 + SIGPIPE, as a shell reports
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, a batch scheduler): stopped as Ctrl-C stops a run, what it did kept."""
 
 
 # ---- the training loop (also used by benchmarks) -------------------------------------------
@@ -147,7 +154,7 @@ def evaluate(model, x, y, batch_size=128, fused=None, world=None):
 
 
 # ---- flags ----------------------------------------------------------------------------------
-def _number(kind, low, inclusive=False, what="a number"):
+def _number(kind, low, inclusive=False, what="a number", high=None):
     def parse(text):
         try:
             value = kind(text)
@@ -158,6 +165,9 @@ def _number(kind, low, inclusive=False, what="a number"):
             raise argparse.ArgumentTypeError(f"{text} must be a finite number {bound}")
         if not (value >= low if inclusive else value > low):
             raise argparse.ArgumentTypeError(f"{text} must be {bound}")
+        if high is not None and value > high:  # beyond it NumPy fails with a traceback
+            limit = high if kind is int else f"{high:.8g}"
+            raise argparse.ArgumentTypeError(f"{text} must be <= {limit}")
         return value
     return parse
 
@@ -190,16 +200,21 @@ ENVIRONMENT = """environment variables:
                       BLAS threads at start-up (--threads overrides them)
 
 exit status: 0 done, 1 error (data, checkpoint), 2 bad flags, 3 training diverged,
-4 final test accuracy below --target-acc, 130 interrupted (Ctrl-C), 141 stdout closed"""
+4 final test accuracy below --target-acc, 130 interrupted (Ctrl-C), 141 stdout closed,
+143 terminated (SIGTERM)"""
+
+
+SCRIPT = "tinygrad-mlp-train"  # the console script of setup.cfg
 
 
 def build_parser():
     p = argparse.ArgumentParser(
-        prog="python -m tinygrad_mlp.train", epilog=ENVIRONMENT,
+        prog=SCRIPT if Path(sys.argv[0]).name == SCRIPT else "python -m tinygrad_mlp.train",
+        epilog=ENVIRONMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train the reference MNIST MLP (defaults reproduce the reference runs). "
+        description="Train the reference MNIST MLP (defaults reproduce the reference runs).\n"
                     "With --resume, flags left out continue the checkpoint's configuration.")
-    integer = _number(int, 1, True, "an integer")
+    integer = _number(int, 1, True, "an integer", high=2**31 - 1)
     p.add_argument("--version", action="version", version=version_text())
     p.add_argument("--device", type=_device_flag, default="cpu",
                    help="cpu, gpu, cuda, cuda:N or auto (gpu when available) (default: cpu)")
@@ -211,12 +226,13 @@ def build_parser():
     p.add_argument("--lr", type=_number(float, 0), default=None,
                    help="learning rate (default: 0.5 for sgd, 0.001 for adam)")
     p.add_argument("--momentum", type=_number(float, 0, True), default=None,
-                   help="SGD momentum (default: 0)")
+                   help="SGD momentum; --optimizer adam refuses it (default: 0)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
                    help="sgd or adam (default: sgd)")
     p.add_argument("--hidden", type=integer, nargs="+", default=None, metavar="SIZE",
                    help="hidden layer sizes, at least one (default: 512 512)")
-    p.add_argument("--init-scale", type=_number(float, 0), default=None,
+    p.add_argument("--init-scale", type=_number(float, 0, high=float(np.finfo(np.float32).max)),
+                   default=None,
                    help="weights ~ U(-s, s), zero biases (default: 0.01)")
     p.add_argument("--seed", type=_number(int, 0, True, "an integer"), default=None,
                    help="seeds the initial weights and the shuffling (default: 0)")
@@ -279,6 +295,9 @@ def _check_output(parser, flag, path):
     target = Path(path)
     if not path or target.is_dir():
         parser.error(f"{flag} {path!r}: is a folder, not a file name")
+    if target.exists() and not target.is_file():  # renaming over /dev/null would replace it
+        parser.error(f"{flag} {path}: not a regular file (a device, pipe or socket); outputs are "
+                     "written to a temporary file and renamed into place: give a file name")
     folder = target.parent
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
@@ -310,12 +329,30 @@ def parse_args(argv=None):
             import matplotlib  # noqa: F401
         except ImportError:
             parser.error("--plot needs matplotlib: pip install 'tinygrad_mlp[plot]'")
+    if args.data_dir == "":  # not the current folder, as Path("") would read it
+        parser.error("--data-dir: an empty path; give a folder, or leave the flag out")
     if args.resume and not Path(args.resume).is_file():
-        what = "a folder, not a checkpoint" if Path(args.resume).is_dir() else "no such file"
+        what = ("a folder, not a checkpoint" if Path(args.resume).is_dir() else
+                "not a regular file" if Path(args.resume).exists() else "no such file")
         parser.error(f"--resume: {what}: {args.resume}")
-    # Two outputs in one file would overwrite each other (--save may continue --resume's file).
+    if args.optimizer == "adam" and args.momentum:
+        parser.error(f"--momentum {args.momentum:g} applies to --optimizer sgd only (Adam keeps "
+                     "its own moment estimates)")
+    suffix = Path(args.dump_graph or "").suffix.lower()
+    if suffix not in ("", ".dot", ".gv", *viz.RENDERED):  # DOT text in a .jpg would mislead
+        parser.error(f"--dump-graph {args.dump_graph}: {suffix} is not a graph format: write "
+                     ".dot or .gv (DOT text), or .svg, .png or .pdf (rendered by Graphviz)")
+    if suffix in viz.RENDERED and shutil.which("dot") is None:
+        parser.error(f"--dump-graph {args.dump_graph}: {Path(args.dump_graph).suffix} needs "
+                     "Graphviz's 'dot' program, which is not installed (apt install graphviz); "
+                     "a .dot file needs nothing")
+    # Two outputs in one file would overwrite each other (--save may continue --resume's file),
+    # and none may overwrite the data it trains on.
     written = {Path(args.resume).resolve(): "--resume"} if args.resume else {}
-    for flag in ("save", "metrics_json", "plot"):
+    for folder in _data_folders(args):
+        written.update({(folder / f"{name}{gz}").resolve(): f"a data file in {folder}"
+                        for name in data.IDX_NAMES for gz in ("", ".gz")})
+    for flag in ("save", "metrics_json", "plot", "dump_graph"):
         path, name = getattr(args, flag), "--" + flag.replace("_", "-")
         if path is None:
             continue
@@ -326,6 +363,12 @@ def parse_args(argv=None):
     if args.distributed:
         _join_job(args, parser)
     return args
+
+
+def _data_folders(args) -> list[Path]:
+    """The folders whose IDX files this run may read: --data-dir (or its variable), the caches."""
+    given = args.data_dir or os.environ.get(data.DATA_ENV)
+    return [Path(given).expanduser()] if given else [data.cache_dir(d) for d in data.DATASETS]
 
 
 def _join_job(args, parser):
@@ -358,6 +401,10 @@ def run_config(args) -> tuple[dict, dict | None, list]:
                                                   defaults)
     else:
         config = {**defaults, **requested}
+    if saved and saved[0]["config"].get("dry_run"):
+        raise checkpoint.CheckpointError(
+            f"checkpoint {args.resume} was written by --dry-run (one batch of training): it "
+            "holds no complete epoch to continue; start a new run")
     done = saved[0]["epoch"] if saved else 0
     saved_epochs = saved[0]["config"].get("epochs") if saved else None
     config["epochs"] = args.epochs or saved_epochs or DEFAULT_EPOCHS
@@ -366,6 +413,8 @@ def run_config(args) -> tuple[dict, dict | None, list]:
             f"--epochs {args.epochs} is not above epoch {done}, where the checkpoint "
             f"{args.resume} stopped: nothing to train (pass --epochs {done + 1} or more)")
     config["jit"] = not args.no_jit
+    if args.dry_run:  # its checkpoint must not pass for a trained epoch
+        config["dry_run"] = True
     return config, saved, notes
 
 
@@ -551,28 +600,56 @@ def check_target(history, target) -> int:
 @_dist.abort_job_on_failure
 def main(argv=None) -> int:
     args = parse_args(argv)
-    for path in (args.save, args.metrics_json, args.plot):
+    for path in (args.save, args.metrics_json, args.plot, args.dump_graph):
         if path:  # leftovers of a run killed while writing this file
             data.remove_stale_temporaries(path)
     run = RunRecord()
     try:
         # Overflow warnings would only precede the one line a diverged run prints anyway.
-        with blas_threads(args.threads), np.errstate(all="ignore"):
+        with blas_threads(args.threads), np.errstate(all="ignore"), _sigterm_as_interrupt():
             code = _train(args, run)
         if not write_outputs(args, run) and code == 0:
             return 1
         return code
-    except KeyboardInterrupt:
-        print(run.interrupted_message(), file=sys.stderr, flush=True)
-        run.status = "interrupted"
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, Terminated)
+        message = run.interrupted_message()
+        if terminated:
+            message = message.replace("interrupted", "terminated (SIGTERM)", 1)
+        print(message, file=sys.stderr, flush=True)
+        run.status = "terminated" if terminated else "interrupted"
         with contextlib.suppress(KeyboardInterrupt):
             write_outputs(args, run)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    except MemoryError as e:  # NumPy's and CuPy's out-of-memory errors
+        print(f"error: out of memory on {args.device}: {e} (try smaller --hidden sizes or "
+              "--batch-size)", file=sys.stderr)
+        run.status = "out of memory"
+        write_outputs(args, run)
+        return 1
     except BrokenPipeError:  # e.g. `... | head -1`: stop quietly, keep what was done
         _silence_stdout()
         run.status = "stopped: stdout closed"
         write_outputs(args, run)
         return EXIT_BROKEN_PIPE
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises Terminated inside the block; the previous handler is back after it."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _train(args, run: RunRecord) -> int:
@@ -689,12 +766,24 @@ def _train(args, run: RunRecord) -> int:
                 return 1
             run.saved = (args.save, epoch)
         if world is None or world.rank == 0:
-            print(LOG_FORMAT.format(train_loss, test_loss, train_acc, test_acc, epoch, elapsed),
-                  flush=True)
+            try:
+                print(LOG_FORMAT.format(train_loss, test_loss, train_acc, test_acc, epoch,
+                                        elapsed), flush=True)
+            except OSError as e:  # a full disk or a gone device; a closed pipe goes on to main
+                if isinstance(e, BrokenPipeError):
+                    raise
+                _silence_stdout()
+                print(f"error: cannot write to stdout after epoch {epoch}: {e.strerror or e}",
+                      file=sys.stderr)
+                run.status = "stopped: stdout not writable"
+                return 1
         if profiling:
             run.info["profile"] = prof.as_dict()
             if world is None or world.rank == 0:
-                print(f"profile of epoch {epoch} (training and test pass):\n{prof}",
+                cold = "" if epoch > first_epoch else (
+                    "; no warm-up epoch ran before it, so first-call costs are included"
+                    + ("" if args.dry_run else f": --epochs {epoch + 1} gives one"))
+                print(f"profile of epoch {epoch} (training and test pass{cold}):\n{prof}",
                       file=sys.stderr)
     run.status = "completed"
     return check_target(history, args.target_acc)

@@ -77,6 +77,9 @@ def to_dot(tensor: Tensor, params: dict | None = None, name: str = "graph") -> s
     return f"digraph {_quote(name)} {{\n  node [fontname=\"Helvetica\", fontsize=10];\n{body}\n}}\n"
 
 
+RENDERED = (".svg", ".png", ".pdf")  # suffixes rendered by Graphviz's dot program
+
+
 def write_graph(tensor_or_dot, path, params: dict | None = None) -> Path:
     """Write the graph to `path` (atomically), in the format its suffix names.
 
@@ -86,7 +89,7 @@ def write_graph(tensor_or_dot, path, params: dict | None = None) -> Path:
     dot = tensor_or_dot if isinstance(tensor_or_dot, str) else to_dot(tensor_or_dot, params)
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
-    if fmt in ("svg", "png", "pdf"):
+    if path.suffix.lower() in RENDERED:
         exe = shutil.which("dot")
         if exe is None:
             raise RuntimeError(f"writing {path}: .{fmt} needs Graphviz's 'dot' program, which is "

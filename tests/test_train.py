@@ -208,7 +208,8 @@ def test_profile_prints_the_last_epoch_table(small_mnist, capsys, tmp_path):
                            "--metrics-json", str(metrics))
     assert code == 0 and len(lines) == 2
     assert "profile of epoch 2 (training and test pass)" in err and "epoch 1" not in err
-    for name in ("LinearReLU", "SoftmaxCrossEntropy", "matmul", "sgd_step", "GEMM (matmul, gemm_into)"):
+    for name in ("LinearReLU", "SoftmaxCrossEntropy", "matmul", "sgd_step",
+                 "GEMM (matmul, gemm_into)"):
         assert name in err
     ops = {(r["name"], r["phase"]): r["calls"]
            for r in json.loads(metrics.read_text())["profile"]["ops"]}

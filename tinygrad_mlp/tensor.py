@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 import weakref
 
 import numpy as np
@@ -49,8 +50,7 @@ class _Freed:
 
     parents = ()
 
-    def __init__(self, op: str):
-        self.op = op
+    def __init__(self, op: str): self.op = op
 
     def backward(self, grad):
         raise RuntimeError(f"backward through {self.op} a second time: its graph was already "
@@ -114,8 +114,7 @@ class Function:
             out.requires_grad, out._ctx, out.is_leaf = True, ctx, False
         return out
 
-    def __repr__(self):
-        return f"<{type(self).__name__}>"
+    def __repr__(self): return f"<{type(self).__name__}>"
 
 
 class Tensor:
@@ -194,21 +193,10 @@ class Tensor:
         return cls(data, requires_grad, device)
 
     # ---- properties and conversion ------------------------------------------------------
-    @property
-    def shape(self):
-        return self.data.shape
-
-    @property
-    def ndim(self):
-        return self.data.ndim
-
-    @property
-    def dtype(self):
-        return self.data.dtype
-
-    @property
-    def T(self):
-        return self.transpose()
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    T = property(lambda self: self.transpose())  # all axes reversed (numpy's and torch's .T)
 
     def numpy(self) -> np.ndarray:
         """A host NumPy array (a copy from the GPU; the array itself on the CPU)."""
@@ -243,16 +231,17 @@ class Tensor:
 
     def float(self) -> Tensor: return self.cast(np.float32)
 
-    def detach(self) -> Tensor:
-        return Tensor._wrap(self.data, self.device)
+    def detach(self) -> Tensor: return Tensor._wrap(self.data, self.device)
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
         body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(", threshold=20)
         return f"Tensor({body}, device={self.device!r}, dtype={self.dtype}{grad})"
 
-    def __len__(self):
-        return len(self.data)
+    def __len__(self): return len(self.data)
+
+    def __iter__(self):  # rows, as torch; a 0-d tensor raises (len) instead of yielding nothing
+        return (self[i] for i in range(len(self)))
 
     # ---- autodiff -----------------------------------------------------------------------
     def _toposort(self):
@@ -381,8 +370,13 @@ class Tensor:
             raise TypeError(f"matmul: dtypes {self.dtype} and {other.dtype} differ; cast one")
         return MatMul.apply(self, other)
 
-    def __rmatmul__(self, other):
-        return self._other(other).__matmul__(self)
+    def __rmatmul__(self, other): return self._other(other).__matmul__(self)
+
+    def _compare(self, op, x):  # a bool tensor outside the graph, as in torch
+        return Tensor._wrap(_dev.module_of(self.data).asarray(op(self.data, self._other(x).data)),
+                            self.device)
+
+    __hash__ = object.__hash__  # by identity (defining __eq__ would drop it), as torch
 
     # ---- unary ops ----------------------------------------------------------------------
     def _floating(self):
@@ -430,15 +424,26 @@ class Tensor:
             raise ValueError(f"reshape: cannot reshape {self.shape} into {shape}") from None
         return Reshape.apply(self, shape=new_shape)
 
-    def flatten(self, start_dim=0):
-        return self.reshape(*self.shape[:start_dim], -1)
+    def flatten(self, start_dim=0, end_dim=-1):
+        return self.reshape(*self.shape[:start_dim], -1,
+                            *self.shape[end_dim % max(self.ndim, 1) + 1:])
 
     def transpose(self, *axes):
+        """Swap two axes, as torch's ``transpose(dim0, dim1)``; with none, reverse all (``.T``);
+        with all of them, permute like :meth:`permute` (NumPy's ``transpose(axes)``)."""
+        if len(axes) == 2 and all(-self.ndim <= a < self.ndim for a in axes):
+            order = list(range(self.ndim))
+            order[axes[0]], order[axes[1]] = order[axes[1]], order[axes[0]]
+            return self.permute(order)
+        return self.permute(*axes)
+
+    def permute(self, *axes):
+        """Reorder the axes: axis i of the result is axis ``axes[i]`` of this tensor."""
         given = Tensor._shape(axes)
         axes = tuple(int(a) % self.ndim if -self.ndim <= a < self.ndim else -1 for a in given)
         axes = axes or tuple(reversed(range(self.ndim)))
         if sorted(axes) != list(range(self.ndim)):
-            raise ValueError(f"transpose: axes {given} do not fit shape {self.shape}")
+            raise ValueError(f"permute/transpose: axes {given} do not fit shape {self.shape}")
         return Transpose.apply(self, axes=axes)
 
     def __getitem__(self, index):
@@ -464,6 +469,11 @@ class Tensor:
     def log_softmax(self, axis=-1):
         shifted = self._minus_max(axis, "log_softmax")
         return shifted - shifted.exp().sum(axis, keepdims=True).log()
+
+
+# t > 0, t == u etc.: bool tensors outside the graph, as torch's.
+for _op in (operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge):
+    setattr(Tensor, f"__{_op.__name__}__", lambda self, x, op=_op: self._compare(op, x))
 
 
 # ---- primitives -------------------------------------------------------------------------

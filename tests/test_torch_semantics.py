@@ -7,7 +7,7 @@ written out (so the tests run without torch) and, where torch is installed, comp
 import numpy as np
 import pytest
 
-from tinygrad_mlp import Function, Tensor, gradcheck, optim
+from tinygrad_mlp import Function, Tensor, gradcheck, no_grad, optim
 
 try:
     import torch
@@ -485,3 +485,63 @@ def test_sequential_slice_is_a_sequential():
     if torch is not None:
         ts = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
         assert type(ts[:2]).__name__ == type(head).__name__ and len(ts[:2]) == len(head)
+
+
+def test_inplace_update_in_no_grad_changes_the_tensor_itself(device):
+    # The manual SGD step of torch's tutorials: `p -= lr * p.grad` used to rebind the loop name
+    # to a new tensor, leaving the model's parameter unchanged (training silently did nothing).
+    x = np.array([1.0, -2.0, 3.0], np.float32)
+    w = Tensor(x, requires_grad=True, device=device)
+    (w * w).sum().backward()
+    with no_grad():
+        for p in [w]:
+            p -= 0.1 * p.grad
+            p *= 2
+            p /= 4
+            p += 1
+    expected = (x - 0.1 * 2 * x) * 2 / 4 + 1
+    np.testing.assert_allclose(w.numpy(), expected, rtol=1e-6)
+    assert w.is_leaf and w.requires_grad and w._ctx is None
+    if torch is not None:
+        tw = torch.tensor(x, requires_grad=True)
+        (tw * tw).sum().backward()
+        with torch.no_grad():
+            for p in [tw]:
+                p -= 0.1 * p.grad
+                p *= 2
+                p /= 4
+                p += 1
+        np.testing.assert_allclose(w.numpy(), tw.detach().numpy(), rtol=1e-6)
+
+    a = Tensor([1.0, 2.0], device=device)
+    alias, view = a, a.detach()
+    a += Tensor([1.0, 1.0], device=device)  # outside no_grad too, when nothing requires grad
+    assert a is alias and view.numpy().tolist() == [2.0, 3.0]  # detach() shares, as in torch
+
+
+def test_inplace_on_graph_tensors_and_bad_results(device):
+    w = Tensor([1.0, 2.0], requires_grad=True, device=device)
+    with pytest.raises(RuntimeError, match="leaf that requires grad.*no_grad"):
+        w -= 1  # torch: "a leaf Variable that requires grad is being used in an in-place op"
+    loss = (w * w).sum()
+    alias = loss
+    loss += 0.5 * (w * w * w).sum()  # a non-leaf: the sum joins the graph, as in torch
+    assert loss is not alias and loss.requires_grad
+    loss.backward()
+    np.testing.assert_allclose(w.grad.numpy(), 2 * np.array([1.0, 2.0]) + 1.5 * np.array([1., 4.]))
+    with pytest.raises(ValueError, match=r"does not fit this tensor \(\(2,\), int64\)"):
+        t = Tensor([1, 2], device=device)
+        t += 0.5  # torch: result type Float can't be cast to Long
+    with pytest.raises(ValueError, match="does not fit"):
+        t = Tensor([1.0, 2.0], device=device)
+        t += Tensor(np.ones((3, 2)), device=device)
+
+
+@pytest.mark.parametrize("make", ["zeros", "ones", "randn", "uniform"])
+def test_constructors_keep_the_dtype_asked_for(make):
+    # Tensor.randn(2, dtype=np.float64) used to be float32.
+    for dtype in (np.float64, np.float32):
+        t = getattr(Tensor, make)(2, 3, dtype=dtype)
+        assert t.dtype == dtype and t.shape == (2, 3)
+    if torch is not None and make != "uniform":
+        assert str(getattr(torch, make)(2, dtype=torch.float64).dtype) == "torch.float64"

@@ -86,23 +86,17 @@ class Function:
         self.needs_input_grad = tuple(p.requires_grad for p in parents)
         self.saved_tensors = ()
 
-    def save_for_backward(self, *arrays):
-        self.saved_tensors = arrays
-
-    def forward(self, *arrays, **params):
-        raise NotImplementedError
-
-    def backward(self, grad):
-        raise NotImplementedError
+    def save_for_backward(self, *arrays): self.saved_tensors = arrays
+    def forward(self, *arrays, **params): raise NotImplementedError
+    def backward(self, grad): raise NotImplementedError
 
     @classmethod
     def apply(cls, *tensors: Tensor, **params) -> Tensor:
         device = tensors[0].device
         for t in tensors[1:]:
             if t.device != device:
-                raise RuntimeError(
-                    f"{cls.__name__}: tensors are on different devices: {device} and {t.device}"
-                )
+                raise RuntimeError(f"{cls.__name__}: tensors are on different devices: "
+                                   f"{device} and {t.device}")
         ctx = cls(*tensors)
         arrays = [t.data for t in tensors]
         data = (ctx.forward(*arrays, **params) if _profiler is None
@@ -132,9 +126,8 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False, device=None, dtype=None):
         src = data.data if isinstance(data, Tensor) else data
-        if device is None:
-            host = isinstance(src, (list, tuple, int, float))
-            device = "cpu" if host else _dev.device_of(src)
+        if device is None:  # Python data (lists, scalars) goes to the CPU
+            device = "cpu" if isinstance(src, (list, tuple, int, float)) else _dev.device_of(src)
         self.device = _dev.canonical(device)
         data = _dev.to_device(src, self.device)
         if dtype is None:
@@ -175,22 +168,22 @@ class Tensor:
 
     @classmethod
     def zeros(cls, *shape, device="cpu", dtype=np.float32, requires_grad=False):
-        return cls(np.zeros(cls._shape(shape), dtype), requires_grad, device)
+        return cls(np.zeros(cls._shape(shape), dtype), requires_grad, device, dtype)
 
     @classmethod
     def ones(cls, *shape, device="cpu", dtype=np.float32, requires_grad=False):
-        return cls(np.ones(cls._shape(shape), dtype), requires_grad, device)
+        return cls(np.ones(cls._shape(shape), dtype), requires_grad, device, dtype)
 
     @classmethod
     def uniform(cls, *shape, low=-1.0, high=1.0, device="cpu", dtype=np.float32,
                 requires_grad=False):
         data = cls._rng.uniform(low, high, cls._shape(shape)).astype(dtype)
-        return cls(data, requires_grad, device)
+        return cls(data, requires_grad, device, dtype)
 
     @classmethod
     def randn(cls, *shape, device="cpu", dtype=np.float32, requires_grad=False):
         data = cls._rng.standard_normal(cls._shape(shape)).astype(dtype)
-        return cls(data, requires_grad, device)
+        return cls(data, requires_grad, device, dtype)
 
     # ---- properties and conversion ------------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -198,9 +191,8 @@ class Tensor:
     dtype = property(lambda self: self.data.dtype)
     T = property(lambda self: self.transpose())  # all axes reversed (numpy's and torch's .T)
 
-    def numpy(self) -> np.ndarray:
-        """A host NumPy array (a copy from the GPU; the array itself on the CPU)."""
-        return _dev.to_device(self.data, "cpu")
+    # A host NumPy array: a copy from the GPU, the array itself on the CPU.
+    def numpy(self) -> np.ndarray: return _dev.to_device(self.data, "cpu")
 
     def item(self):
         if self.data.size != 1:
@@ -221,9 +213,8 @@ class Tensor:
         """This tensor on `device`: itself if already there, else a copy (same dtype) that keeps
         requires_grad as a new leaf."""
         device = _dev.canonical(device)
-        if device == self.device:
-            return self
-        return Tensor._wrap(_dev.to_device(self.data, device), device, self.requires_grad)
+        return self if device == self.device else Tensor._wrap(
+            _dev.to_device(self.data, device), device, self.requires_grad)
 
     def cast(self, dtype) -> Tensor:
         """This tensor as `dtype` (itself if it already is); gradients flow back as the old one."""
@@ -291,8 +282,7 @@ class Tensor:
                 continue
             parent_grads = (ctx.backward(g) if _profiler is None
                             else _profiler.wrap(ctx, "backward")(g))
-            if not isinstance(parent_grads, tuple):
-                parent_grads = (parent_grads,)
+            parent_grads = parent_grads if isinstance(parent_grads, tuple) else (parent_grads,)
             for parent, pg in zip(ctx.parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
@@ -352,6 +342,26 @@ class Tensor:
     def __rtruediv__(self, x): return self._binary(Div, x, True)
     def __neg__(self): return self * -1
 
+    def _inplace(self, fn, x):
+        """``t += x`` etc. Outside the graph (``p -= lr * p.grad`` in no_grad) t's array is
+        updated in place, as in torch; recorded in a graph, the result is a new node."""
+        out = self._binary(fn, x)
+        if out.requires_grad and self.is_leaf and self.requires_grad:
+            raise RuntimeError(f"in-place {fn.__name__} on a leaf that requires grad: update it "
+                               "inside no_grad(), as torch asks")
+        if out.requires_grad:
+            return out
+        if out.shape != self.shape or not np.can_cast(out.dtype, self.dtype, "same_kind"):
+            raise ValueError(f"in-place {fn.__name__}: the result ({out.shape}, {out.dtype}) does "
+                             f"not fit this tensor ({self.shape}, {self.dtype})")
+        self.data[...] = out.data
+        return self
+
+    def __iadd__(self, x): return self._inplace(Add, x)
+    def __isub__(self, x): return self._inplace(Sub, x)
+    def __imul__(self, x): return self._inplace(Mul, x)
+    def __itruediv__(self, x): return self._inplace(Div, x)
+
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
             raise TypeError("** supports a scalar exponent only")
@@ -363,8 +373,7 @@ class Tensor:
 
     def __matmul__(self, other):
         other = self._other(other)
-        if self.ndim == 0 or other.ndim == 0 or self.shape[-1] != other.shape[-2 if other.ndim > 1
-                                                                               else 0]:
+        if 0 in (self.ndim, other.ndim) or self.shape[-1] != other.shape[-min(other.ndim, 2)]:
             raise ValueError(f"matmul: shapes {self.shape} and {other.shape} do not align")
         if self.data.dtype != other.data.dtype:
             raise TypeError(f"matmul: dtypes {self.dtype} and {other.dtype} differ; cast one")
@@ -372,9 +381,8 @@ class Tensor:
 
     def __rmatmul__(self, other): return self._other(other).__matmul__(self)
 
-    def _compare(self, op, x):  # a bool tensor outside the graph, as in torch
-        return Tensor._wrap(_dev.module_of(self.data).asarray(op(self.data, self._other(x).data)),
-                            self.device)
+    # A bool tensor outside the graph, as in torch.
+    def _compare(self, op, x): return Tensor(op(self.data, self._other(x).data), device=self.device)
 
     __hash__ = object.__hash__  # by identity (defining __eq__ would drop it), as torch
 
@@ -536,8 +544,7 @@ class Cast(Function):
         self.in_dtype = a.dtype
         return a.astype(dtype)
 
-    def backward(self, g):
-        return g.astype(self.in_dtype)
+    def backward(self, g): return g.astype(self.in_dtype)
 
 
 class Exp(Function):
@@ -546,8 +553,7 @@ class Exp(Function):
         self.save_for_backward(out)
         return out
 
-    def backward(self, g):
-        return g * self.saved_tensors[0]
+    def backward(self, g): return g * self.saved_tensors[0]
 
 
 class Log(Function):
@@ -555,8 +561,7 @@ class Log(Function):
         self.save_for_backward(a)
         return _dev.module_of(a).log(a)
 
-    def backward(self, g):
-        return g / self.saved_tensors[0]
+    def backward(self, g): return g / self.saved_tensors[0]
 
 
 class ReLU(Function):
@@ -565,9 +570,8 @@ class ReLU(Function):
         self.save_for_backward(out)
         return out
 
-    def backward(self, g):
-        # Mask with the output (Chainer): gradient 0 at exactly x = 0, as in PyTorch.
-        return g * (self.saved_tensors[0] > 0)
+    # Mask with the output (Chainer): gradient 0 at exactly x = 0, as in PyTorch.
+    def backward(self, g): return g * (self.saved_tensors[0] > 0)
 
 
 class Sigmoid(Function):
@@ -627,8 +631,7 @@ class Reshape(Function):
         self.in_shape = a.shape
         return a.reshape(shape)
 
-    def backward(self, g):
-        return g.reshape(self.in_shape)
+    def backward(self, g): return g.reshape(self.in_shape)
 
 
 class Transpose(Function):
@@ -636,8 +639,7 @@ class Transpose(Function):
         self.axes = axes
         return a.transpose(axes)
 
-    def backward(self, g):
-        return g.transpose(np.argsort(self.axes))
+    def backward(self, g): return g.transpose(np.argsort(self.axes))
 
 
 class Slice(Function):

@@ -7,7 +7,7 @@ written out (so the tests run without torch) and, where torch is installed, comp
 import numpy as np
 import pytest
 
-from tinygrad_mlp import Function, Tensor, gradcheck, optim
+from tinygrad_mlp import Function, Tensor, gradcheck, no_grad, optim
 
 try:
     import torch
@@ -418,3 +418,153 @@ def test_item16_python_scalars_from_one_element_tensors():
     if torch is not None:
         assert bool(torch.tensor([0.0])) is bool(Tensor([0.0]))
         assert int(torch.tensor([-2.7])) == int(Tensor([-2.7]))
+
+
+# ---- corners found by a later comparison with torch -----------------------------------------
+@pytest.mark.parametrize("shape, dims", [((2, 3), (0, 1)), ((2, 3), (1, 0)), ((2, 3, 4), (0, 1)),
+                                         ((2, 3, 4), (-1, 0)), ((2, 3, 4), (1, 1)),
+                                         ((3,), (0, -1))])
+def test_transpose_of_two_axes_swaps_them_as_torch(shape, dims, device):
+    # transpose(0, 1) of a matrix used to be the identity (a NumPy permutation), and of a 3-D
+    # tensor an error; torch (and tinygrad) swap the two axes.
+    x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    t = Tensor(x, requires_grad=True, device=device)
+    out = t.transpose(*dims)
+    expected = np.swapaxes(x, *dims)
+    np.testing.assert_array_equal(out.numpy(), expected)
+    w = np.random.default_rng(0).standard_normal(expected.shape).astype(np.float32)
+    (out * Tensor(w, device=device)).sum().backward()
+    np.testing.assert_array_equal(t.grad.numpy(), np.swapaxes(w, *dims))
+    if torch is not None:
+        np.testing.assert_array_equal(out.numpy(), torch.tensor(x).transpose(*dims).numpy())
+
+
+def test_permute_and_full_transpose(device):
+    x = np.arange(24.0, dtype=np.float32).reshape(2, 3, 4)
+    t = Tensor(x, requires_grad=True, device=device)
+    for order in [(2, 0, 1), (0, -1, 1)]:
+        np.testing.assert_array_equal(t.permute(*order).numpy(), np.transpose(x, order))
+        np.testing.assert_array_equal(t.permute(order).numpy(), np.transpose(x, order))
+        np.testing.assert_array_equal(t.transpose(*order).numpy(), np.transpose(x, order))
+        if torch is not None:
+            np.testing.assert_array_equal(t.permute(*order).numpy(),
+                                          torch.tensor(x).permute(*order).numpy())
+    np.testing.assert_array_equal(t.T.numpy(), x.T)
+    for bad in [(0, 3), (0, 1, 1), (0, 1, 3)]:
+        with pytest.raises(ValueError, match="do not fit shape"):
+            t.transpose(*bad)
+
+
+@pytest.mark.parametrize("start, end", [(0, -1), (1, -1), (0, 1), (-2, -1), (1, 1), (0, 0)])
+def test_flatten_start_and_end_dim_as_torch(start, end):
+    x = np.arange(24.0, dtype=np.float32).reshape(2, 3, 4)
+    out = Tensor(x).flatten(start, end)
+    expected = x.reshape(*x.shape[:start], -1, *x.shape[end % 3 + 1:])
+    assert out.shape == expected.shape
+    if torch is not None:
+        assert out.shape == tuple(torch.tensor(x).flatten(start, end).shape)
+    assert Tensor(2.0).flatten().shape == (1,)
+
+
+def test_comparisons_give_bool_tensors(device):
+    # t == 1 used to be False (object identity) and t > 0 a TypeError.
+    a, b = np.array([-1.0, 0.0, 2.0], np.float32), np.array([0.0, 0.0, 1.0], np.float32)
+    t, u = Tensor(a, requires_grad=True, device=device), Tensor(b, device=device)
+    cases = {"==": (t == u, a == b), "!=": (t != 0, a != 0), "<": (t < u, a < b),
+             "<=": (t <= 0, a <= 0), ">": (t > 0.5, a > 0.5), ">=": (t >= u, a >= b),
+             "0 < t": (0 < t, 0 < a), "np left": (np.float32(0) == t, a == 0),
+             "int vs 0.5": (Tensor([0, 1], device=device) < 0.5, np.array([True, False]))}
+    for name, (got, expected) in cases.items():
+        assert isinstance(got, Tensor) and got.dtype == np.bool_ and got.device == t.device, name
+        assert not got.requires_grad, name
+        np.testing.assert_array_equal(got.numpy(), expected, err_msg=name)
+    if torch is not None:
+        ta, tb = torch.tensor(a), torch.tensor(b)
+        np.testing.assert_array_equal((t > u).numpy(), (ta > tb).numpy())
+        np.testing.assert_array_equal((t == 0).numpy(), (ta == 0).numpy())
+    assert len({t, u, t}) == 2 and {t: 1, u: 2}[t] == 1  # hashing stays by identity, as torch
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(t == u)
+
+
+def test_iteration_over_rows_and_0d_raises(device):
+    x = np.arange(6.0, dtype=np.float32).reshape(3, 2)
+    t = Tensor(x, requires_grad=True, device=device)
+    rows = list(t)
+    assert len(rows) == 3 and all(r.shape == (2,) for r in rows)
+    sum(r.sum() * i for i, r in enumerate(rows)).backward()
+    np.testing.assert_array_equal(t.grad.numpy(), [[0, 0], [1, 1], [2, 2]])
+    with pytest.raises(TypeError):  # used to yield nothing; torch raises
+        list(Tensor(1.0, device=device))
+
+
+def test_sequential_slice_is_a_sequential():
+    from tinygrad_mlp import nn
+    s = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    head = s[:2]
+    assert isinstance(head, nn.Sequential) and len(head) == 2 and head[0] is s[0]
+    assert [type(layer).__name__ for layer in s] == ["Linear", "ReLU", "Linear"]
+    assert s[-1] is s.layers[-1] and isinstance(nn.MLP([3, 4, 2])[1:], nn.Sequential)
+    if torch is not None:
+        ts = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+        assert type(ts[:2]).__name__ == type(head).__name__ and len(ts[:2]) == len(head)
+
+
+def test_inplace_update_in_no_grad_changes_the_tensor_itself(device):
+    # The manual SGD step of torch's tutorials: `p -= lr * p.grad` used to rebind the loop name
+    # to a new tensor, leaving the model's parameter unchanged (training silently did nothing).
+    x = np.array([1.0, -2.0, 3.0], np.float32)
+    w = Tensor(x, requires_grad=True, device=device)
+    (w * w).sum().backward()
+    with no_grad():
+        for p in [w]:
+            p -= 0.1 * p.grad
+            p *= 2
+            p /= 4
+            p += 1
+    expected = (x - 0.1 * 2 * x) * 2 / 4 + 1
+    np.testing.assert_allclose(w.numpy(), expected, rtol=1e-6)
+    assert w.is_leaf and w.requires_grad and w._ctx is None
+    if torch is not None:
+        tw = torch.tensor(x, requires_grad=True)
+        (tw * tw).sum().backward()
+        with torch.no_grad():
+            for p in [tw]:
+                p -= 0.1 * p.grad
+                p *= 2
+                p /= 4
+                p += 1
+        np.testing.assert_allclose(w.numpy(), tw.detach().numpy(), rtol=1e-6)
+
+    a = Tensor([1.0, 2.0], device=device)
+    alias, view = a, a.detach()
+    a += Tensor([1.0, 1.0], device=device)  # outside no_grad too, when nothing requires grad
+    assert a is alias and view.numpy().tolist() == [2.0, 3.0]  # detach() shares, as in torch
+
+
+def test_inplace_on_graph_tensors_and_bad_results(device):
+    w = Tensor([1.0, 2.0], requires_grad=True, device=device)
+    with pytest.raises(RuntimeError, match="leaf that requires grad.*no_grad"):
+        w -= 1  # torch: "a leaf Variable that requires grad is being used in an in-place op"
+    loss = (w * w).sum()
+    alias = loss
+    loss += 0.5 * (w * w * w).sum()  # a non-leaf: the sum joins the graph, as in torch
+    assert loss is not alias and loss.requires_grad
+    loss.backward()
+    np.testing.assert_allclose(w.grad.numpy(), 2 * np.array([1.0, 2.0]) + 1.5 * np.array([1., 4.]))
+    with pytest.raises(ValueError, match=r"does not fit this tensor \(\(2,\), int64\)"):
+        t = Tensor([1, 2], device=device)
+        t += 0.5  # torch: result type Float can't be cast to Long
+    with pytest.raises(ValueError, match="does not fit"):
+        t = Tensor([1.0, 2.0], device=device)
+        t += Tensor(np.ones((3, 2)), device=device)
+
+
+@pytest.mark.parametrize("make", ["zeros", "ones", "randn", "uniform"])
+def test_constructors_keep_the_dtype_asked_for(make):
+    # Tensor.randn(2, dtype=np.float64) used to be float32.
+    for dtype in (np.float64, np.float32):
+        t = getattr(Tensor, make)(2, 3, dtype=dtype)
+        assert t.dtype == dtype and t.shape == (2, 3)
+    if torch is not None and make != "uniform":
+        assert str(getattr(torch, make)(2, dtype=torch.float64).dtype) == "torch.float64"

@@ -121,7 +121,7 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, i):
-        return self.layers[i]
+        return Sequential(*self.layers[i]) if isinstance(i, slice) else self.layers[i]  # as torch
 
     def __len__(self):
         return len(self.layers)

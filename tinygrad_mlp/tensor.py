@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 import weakref
 
 import numpy as np
@@ -49,8 +50,7 @@ class _Freed:
 
     parents = ()
 
-    def __init__(self, op: str):
-        self.op = op
+    def __init__(self, op: str): self.op = op
 
     def backward(self, grad):
         raise RuntimeError(f"backward through {self.op} a second time: its graph was already "
@@ -86,23 +86,17 @@ class Function:
         self.needs_input_grad = tuple(p.requires_grad for p in parents)
         self.saved_tensors = ()
 
-    def save_for_backward(self, *arrays):
-        self.saved_tensors = arrays
-
-    def forward(self, *arrays, **params):
-        raise NotImplementedError
-
-    def backward(self, grad):
-        raise NotImplementedError
+    def save_for_backward(self, *arrays): self.saved_tensors = arrays
+    def forward(self, *arrays, **params): raise NotImplementedError
+    def backward(self, grad): raise NotImplementedError
 
     @classmethod
     def apply(cls, *tensors: Tensor, **params) -> Tensor:
         device = tensors[0].device
         for t in tensors[1:]:
             if t.device != device:
-                raise RuntimeError(
-                    f"{cls.__name__}: tensors are on different devices: {device} and {t.device}"
-                )
+                raise RuntimeError(f"{cls.__name__}: tensors are on different devices: "
+                                   f"{device} and {t.device}")
         ctx = cls(*tensors)
         arrays = [t.data for t in tensors]
         data = (ctx.forward(*arrays, **params) if _profiler is None
@@ -114,8 +108,7 @@ class Function:
             out.requires_grad, out._ctx, out.is_leaf = True, ctx, False
         return out
 
-    def __repr__(self):
-        return f"<{type(self).__name__}>"
+    def __repr__(self): return f"<{type(self).__name__}>"
 
 
 class Tensor:
@@ -133,9 +126,8 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False, device=None, dtype=None):
         src = data.data if isinstance(data, Tensor) else data
-        if device is None:
-            host = isinstance(src, (list, tuple, int, float))
-            device = "cpu" if host else _dev.device_of(src)
+        if device is None:  # Python data (lists, scalars) goes to the CPU
+            device = "cpu" if isinstance(src, (list, tuple, int, float)) else _dev.device_of(src)
         self.device = _dev.canonical(device)
         data = _dev.to_device(src, self.device)
         if dtype is None:
@@ -176,43 +168,31 @@ class Tensor:
 
     @classmethod
     def zeros(cls, *shape, device="cpu", dtype=np.float32, requires_grad=False):
-        return cls(np.zeros(cls._shape(shape), dtype), requires_grad, device)
+        return cls(np.zeros(cls._shape(shape), dtype), requires_grad, device, dtype)
 
     @classmethod
     def ones(cls, *shape, device="cpu", dtype=np.float32, requires_grad=False):
-        return cls(np.ones(cls._shape(shape), dtype), requires_grad, device)
+        return cls(np.ones(cls._shape(shape), dtype), requires_grad, device, dtype)
 
     @classmethod
     def uniform(cls, *shape, low=-1.0, high=1.0, device="cpu", dtype=np.float32,
                 requires_grad=False):
         data = cls._rng.uniform(low, high, cls._shape(shape)).astype(dtype)
-        return cls(data, requires_grad, device)
+        return cls(data, requires_grad, device, dtype)
 
     @classmethod
     def randn(cls, *shape, device="cpu", dtype=np.float32, requires_grad=False):
         data = cls._rng.standard_normal(cls._shape(shape)).astype(dtype)
-        return cls(data, requires_grad, device)
+        return cls(data, requires_grad, device, dtype)
 
     # ---- properties and conversion ------------------------------------------------------
-    @property
-    def shape(self):
-        return self.data.shape
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    T = property(lambda self: self.transpose())  # all axes reversed (numpy's and torch's .T)
 
-    @property
-    def ndim(self):
-        return self.data.ndim
-
-    @property
-    def dtype(self):
-        return self.data.dtype
-
-    @property
-    def T(self):
-        return self.transpose()
-
-    def numpy(self) -> np.ndarray:
-        """A host NumPy array (a copy from the GPU; the array itself on the CPU)."""
-        return _dev.to_device(self.data, "cpu")
+    # A host NumPy array: a copy from the GPU, the array itself on the CPU.
+    def numpy(self) -> np.ndarray: return _dev.to_device(self.data, "cpu")
 
     def item(self):
         if self.data.size != 1:
@@ -233,9 +213,8 @@ class Tensor:
         """This tensor on `device`: itself if already there, else a copy (same dtype) that keeps
         requires_grad as a new leaf."""
         device = _dev.canonical(device)
-        if device == self.device:
-            return self
-        return Tensor._wrap(_dev.to_device(self.data, device), device, self.requires_grad)
+        return self if device == self.device else Tensor._wrap(
+            _dev.to_device(self.data, device), device, self.requires_grad)
 
     def cast(self, dtype) -> Tensor:
         """This tensor as `dtype` (itself if it already is); gradients flow back as the old one."""
@@ -243,16 +222,17 @@ class Tensor:
 
     def float(self) -> Tensor: return self.cast(np.float32)
 
-    def detach(self) -> Tensor:
-        return Tensor._wrap(self.data, self.device)
+    def detach(self) -> Tensor: return Tensor._wrap(self.data, self.device)
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
         body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(", threshold=20)
         return f"Tensor({body}, device={self.device!r}, dtype={self.dtype}{grad})"
 
-    def __len__(self):
-        return len(self.data)
+    def __len__(self): return len(self.data)
+
+    def __iter__(self):  # rows, as torch; a 0-d tensor raises (len) instead of yielding nothing
+        return (self[i] for i in range(len(self)))
 
     # ---- autodiff -----------------------------------------------------------------------
     def _toposort(self):
@@ -302,8 +282,7 @@ class Tensor:
                 continue
             parent_grads = (ctx.backward(g) if _profiler is None
                             else _profiler.wrap(ctx, "backward")(g))
-            if not isinstance(parent_grads, tuple):
-                parent_grads = (parent_grads,)
+            parent_grads = parent_grads if isinstance(parent_grads, tuple) else (parent_grads,)
             for parent, pg in zip(ctx.parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
@@ -363,6 +342,26 @@ class Tensor:
     def __rtruediv__(self, x): return self._binary(Div, x, True)
     def __neg__(self): return self * -1
 
+    def _inplace(self, fn, x):
+        """``t += x`` etc. Outside the graph (``p -= lr * p.grad`` in no_grad) t's array is
+        updated in place, as in torch; recorded in a graph, the result is a new node."""
+        out = self._binary(fn, x)
+        if out.requires_grad and self.is_leaf and self.requires_grad:
+            raise RuntimeError(f"in-place {fn.__name__} on a leaf that requires grad: update it "
+                               "inside no_grad(), as torch asks")
+        if out.requires_grad:
+            return out
+        if out.shape != self.shape or not np.can_cast(out.dtype, self.dtype, "same_kind"):
+            raise ValueError(f"in-place {fn.__name__}: the result ({out.shape}, {out.dtype}) does "
+                             f"not fit this tensor ({self.shape}, {self.dtype})")
+        self.data[...] = out.data
+        return self
+
+    def __iadd__(self, x): return self._inplace(Add, x)
+    def __isub__(self, x): return self._inplace(Sub, x)
+    def __imul__(self, x): return self._inplace(Mul, x)
+    def __itruediv__(self, x): return self._inplace(Div, x)
+
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
             raise TypeError("** supports a scalar exponent only")
@@ -374,15 +373,18 @@ class Tensor:
 
     def __matmul__(self, other):
         other = self._other(other)
-        if self.ndim == 0 or other.ndim == 0 or self.shape[-1] != other.shape[-2 if other.ndim > 1
-                                                                               else 0]:
+        if 0 in (self.ndim, other.ndim) or self.shape[-1] != other.shape[-min(other.ndim, 2)]:
             raise ValueError(f"matmul: shapes {self.shape} and {other.shape} do not align")
         if self.data.dtype != other.data.dtype:
             raise TypeError(f"matmul: dtypes {self.dtype} and {other.dtype} differ; cast one")
         return MatMul.apply(self, other)
 
-    def __rmatmul__(self, other):
-        return self._other(other).__matmul__(self)
+    def __rmatmul__(self, other): return self._other(other).__matmul__(self)
+
+    # A bool tensor outside the graph, as in torch.
+    def _compare(self, op, x): return Tensor(op(self.data, self._other(x).data), device=self.device)
+
+    __hash__ = object.__hash__  # by identity (defining __eq__ would drop it), as torch
 
     # ---- unary ops ----------------------------------------------------------------------
     def _floating(self):
@@ -430,15 +432,26 @@ class Tensor:
             raise ValueError(f"reshape: cannot reshape {self.shape} into {shape}") from None
         return Reshape.apply(self, shape=new_shape)
 
-    def flatten(self, start_dim=0):
-        return self.reshape(*self.shape[:start_dim], -1)
+    def flatten(self, start_dim=0, end_dim=-1):
+        return self.reshape(*self.shape[:start_dim], -1,
+                            *self.shape[end_dim % max(self.ndim, 1) + 1:])
 
     def transpose(self, *axes):
+        """Swap two axes, as torch's ``transpose(dim0, dim1)``; with none, reverse all (``.T``);
+        with all of them, permute like :meth:`permute` (NumPy's ``transpose(axes)``)."""
+        if len(axes) == 2 and all(-self.ndim <= a < self.ndim for a in axes):
+            order = list(range(self.ndim))
+            order[axes[0]], order[axes[1]] = order[axes[1]], order[axes[0]]
+            return self.permute(order)
+        return self.permute(*axes)
+
+    def permute(self, *axes):
+        """Reorder the axes: axis i of the result is axis ``axes[i]`` of this tensor."""
         given = Tensor._shape(axes)
         axes = tuple(int(a) % self.ndim if -self.ndim <= a < self.ndim else -1 for a in given)
         axes = axes or tuple(reversed(range(self.ndim)))
         if sorted(axes) != list(range(self.ndim)):
-            raise ValueError(f"transpose: axes {given} do not fit shape {self.shape}")
+            raise ValueError(f"permute/transpose: axes {given} do not fit shape {self.shape}")
         return Transpose.apply(self, axes=axes)
 
     def __getitem__(self, index):
@@ -464,6 +477,11 @@ class Tensor:
     def log_softmax(self, axis=-1):
         shifted = self._minus_max(axis, "log_softmax")
         return shifted - shifted.exp().sum(axis, keepdims=True).log()
+
+
+# t > 0, t == u etc.: bool tensors outside the graph, as torch's.
+for _op in (operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge):
+    setattr(Tensor, f"__{_op.__name__}__", lambda self, x, op=_op: self._compare(op, x))
 
 
 # ---- primitives -------------------------------------------------------------------------
@@ -526,8 +544,7 @@ class Cast(Function):
         self.in_dtype = a.dtype
         return a.astype(dtype)
 
-    def backward(self, g):
-        return g.astype(self.in_dtype)
+    def backward(self, g): return g.astype(self.in_dtype)
 
 
 class Exp(Function):
@@ -536,8 +553,7 @@ class Exp(Function):
         self.save_for_backward(out)
         return out
 
-    def backward(self, g):
-        return g * self.saved_tensors[0]
+    def backward(self, g): return g * self.saved_tensors[0]
 
 
 class Log(Function):
@@ -545,8 +561,7 @@ class Log(Function):
         self.save_for_backward(a)
         return _dev.module_of(a).log(a)
 
-    def backward(self, g):
-        return g / self.saved_tensors[0]
+    def backward(self, g): return g / self.saved_tensors[0]
 
 
 class ReLU(Function):
@@ -555,9 +570,8 @@ class ReLU(Function):
         self.save_for_backward(out)
         return out
 
-    def backward(self, g):
-        # Mask with the output (Chainer): gradient 0 at exactly x = 0, as in PyTorch.
-        return g * (self.saved_tensors[0] > 0)
+    # Mask with the output (Chainer): gradient 0 at exactly x = 0, as in PyTorch.
+    def backward(self, g): return g * (self.saved_tensors[0] > 0)
 
 
 class Sigmoid(Function):
@@ -617,8 +631,7 @@ class Reshape(Function):
         self.in_shape = a.shape
         return a.reshape(shape)
 
-    def backward(self, g):
-        return g.reshape(self.in_shape)
+    def backward(self, g): return g.reshape(self.in_shape)
 
 
 class Transpose(Function):
@@ -626,8 +639,7 @@ class Transpose(Function):
         self.axes = axes
         return a.transpose(axes)
 
-    def backward(self, g):
-        return g.transpose(np.argsort(self.axes))
+    def backward(self, g): return g.transpose(np.argsort(self.axes))
 
 
 class Slice(Function):

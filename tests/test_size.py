@@ -7,8 +7,11 @@ from pathlib import Path
 import tinygrad_mlp.tensor
 
 # Lines holding code, not counting comments, docstrings and blank lines. 420 until torch's
-# semantics (dtype promotion, freed-graph errors, retain_grad, scalar conversions) added 48.
-CODE_LINE_BUDGET = 475
+# semantics (dtype promotion, freed-graph errors, retain_grad, scalar conversions) added 48, the
+# profiler's hook 4, and what a torch user reaches for (comparisons, in-place updates under
+# no_grad, permute, flatten's end_dim, iteration) 30. Grow it on purpose, never by packing code
+# onto one line.
+CODE_LINE_BUDGET = 505
 
 
 def code_lines(path):

@@ -50,7 +50,8 @@ class _Freed:
 
     parents = ()
 
-    def __init__(self, op: str): self.op = op
+    def __init__(self, op: str):
+        self.op = op
 
     def backward(self, grad):
         raise RuntimeError(f"backward through {self.op} a second time: its graph was already "
@@ -86,9 +87,14 @@ class Function:
         self.needs_input_grad = tuple(p.requires_grad for p in parents)
         self.saved_tensors = ()
 
-    def save_for_backward(self, *arrays): self.saved_tensors = arrays
-    def forward(self, *arrays, **params): raise NotImplementedError
-    def backward(self, grad): raise NotImplementedError
+    def save_for_backward(self, *arrays):
+        self.saved_tensors = arrays
+
+    def forward(self, *arrays, **params):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
 
     @classmethod
     def apply(cls, *tensors: Tensor, **params) -> Tensor:
@@ -108,7 +114,8 @@ class Function:
             out.requires_grad, out._ctx, out.is_leaf = True, ctx, False
         return out
 
-    def __repr__(self): return f"<{type(self).__name__}>"
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
 
 
 class Tensor:
@@ -186,13 +193,25 @@ class Tensor:
         return cls(data, requires_grad, device, dtype)
 
     # ---- properties and conversion ------------------------------------------------------
-    shape = property(lambda self: self.data.shape)
-    ndim = property(lambda self: self.data.ndim)
-    dtype = property(lambda self: self.data.dtype)
-    T = property(lambda self: self.transpose())  # all axes reversed (numpy's and torch's .T)
+    @property
+    def shape(self):
+        return self.data.shape
 
-    # A host NumPy array: a copy from the GPU, the array itself on the CPU.
-    def numpy(self) -> np.ndarray: return _dev.to_device(self.data, "cpu")
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def T(self):
+        return self.transpose()  # all axes reversed (numpy's and torch's .T)
+
+    def numpy(self) -> np.ndarray:
+        """A host NumPy array (a copy from the GPU; the array itself on the CPU)."""
+        return _dev.to_device(self.data, "cpu")
 
     def item(self):
         if self.data.size != 1:
@@ -213,8 +232,9 @@ class Tensor:
         """This tensor on `device`: itself if already there, else a copy (same dtype) that keeps
         requires_grad as a new leaf."""
         device = _dev.canonical(device)
-        return self if device == self.device else Tensor._wrap(
-            _dev.to_device(self.data, device), device, self.requires_grad)
+        if device == self.device:
+            return self
+        return Tensor._wrap(_dev.to_device(self.data, device), device, self.requires_grad)
 
     def cast(self, dtype) -> Tensor:
         """This tensor as `dtype` (itself if it already is); gradients flow back as the old one."""
@@ -222,14 +242,16 @@ class Tensor:
 
     def float(self) -> Tensor: return self.cast(np.float32)
 
-    def detach(self) -> Tensor: return Tensor._wrap(self.data, self.device)
+    def detach(self) -> Tensor:
+        return Tensor._wrap(self.data, self.device)
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
         body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(", threshold=20)
         return f"Tensor({body}, device={self.device!r}, dtype={self.dtype}{grad})"
 
-    def __len__(self): return len(self.data)
+    def __len__(self):
+        return len(self.data)
 
     def __iter__(self):  # rows, as torch; a 0-d tensor raises (len) instead of yielding nothing
         return (self[i] for i in range(len(self)))
@@ -282,7 +304,8 @@ class Tensor:
                 continue
             parent_grads = (ctx.backward(g) if _profiler is None
                             else _profiler.wrap(ctx, "backward")(g))
-            parent_grads = parent_grads if isinstance(parent_grads, tuple) else (parent_grads,)
+            if not isinstance(parent_grads, tuple):
+                parent_grads = (parent_grads,)
             for parent, pg in zip(ctx.parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
@@ -379,10 +402,19 @@ class Tensor:
             raise TypeError(f"matmul: dtypes {self.dtype} and {other.dtype} differ; cast one")
         return MatMul.apply(self, other)
 
-    def __rmatmul__(self, other): return self._other(other).__matmul__(self)
+    def __rmatmul__(self, other):
+        return self._other(other).__matmul__(self)
 
-    # A bool tensor outside the graph, as in torch.
-    def _compare(self, op, x): return Tensor(op(self.data, self._other(x).data), device=self.device)
+    # ---- comparisons: bool tensors outside the graph, as in torch -----------------------
+    def _compare(self, op, x):
+        return Tensor(op(self.data, self._other(x).data), device=self.device)
+
+    def __eq__(self, x): return self._compare(operator.eq, x)
+    def __ne__(self, x): return self._compare(operator.ne, x)
+    def __lt__(self, x): return self._compare(operator.lt, x)
+    def __le__(self, x): return self._compare(operator.le, x)
+    def __gt__(self, x): return self._compare(operator.gt, x)
+    def __ge__(self, x): return self._compare(operator.ge, x)
 
     __hash__ = object.__hash__  # by identity (defining __eq__ would drop it), as torch
 
@@ -479,11 +511,6 @@ class Tensor:
         return shifted - shifted.exp().sum(axis, keepdims=True).log()
 
 
-# t > 0, t == u etc.: bool tensors outside the graph, as torch's.
-for _op in (operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge):
-    setattr(Tensor, f"__{_op.__name__}__", lambda self, x, op=_op: self._compare(op, x))
-
-
 # ---- primitives -------------------------------------------------------------------------
 class Add(Function):
     def forward(self, a, b):
@@ -544,7 +571,8 @@ class Cast(Function):
         self.in_dtype = a.dtype
         return a.astype(dtype)
 
-    def backward(self, g): return g.astype(self.in_dtype)
+    def backward(self, g):
+        return g.astype(self.in_dtype)
 
 
 class Exp(Function):
@@ -553,7 +581,8 @@ class Exp(Function):
         self.save_for_backward(out)
         return out
 
-    def backward(self, g): return g * self.saved_tensors[0]
+    def backward(self, g):
+        return g * self.saved_tensors[0]
 
 
 class Log(Function):
@@ -561,7 +590,8 @@ class Log(Function):
         self.save_for_backward(a)
         return _dev.module_of(a).log(a)
 
-    def backward(self, g): return g / self.saved_tensors[0]
+    def backward(self, g):
+        return g / self.saved_tensors[0]
 
 
 class ReLU(Function):
@@ -570,8 +600,9 @@ class ReLU(Function):
         self.save_for_backward(out)
         return out
 
-    # Mask with the output (Chainer): gradient 0 at exactly x = 0, as in PyTorch.
-    def backward(self, g): return g * (self.saved_tensors[0] > 0)
+    def backward(self, g):
+        # Mask with the output (Chainer): gradient 0 at exactly x = 0, as in PyTorch.
+        return g * (self.saved_tensors[0] > 0)
 
 
 class Sigmoid(Function):
@@ -631,7 +662,8 @@ class Reshape(Function):
         self.in_shape = a.shape
         return a.reshape(shape)
 
-    def backward(self, g): return g.reshape(self.in_shape)
+    def backward(self, g):
+        return g.reshape(self.in_shape)
 
 
 class Transpose(Function):
@@ -639,7 +671,8 @@ class Transpose(Function):
         self.axes = axes
         return a.transpose(axes)
 
-    def backward(self, g): return g.transpose(np.argsort(self.axes))
+    def backward(self, g):
+        return g.transpose(np.argsort(self.axes))
 
 
 class Slice(Function):

@@ -16,24 +16,15 @@ import os
 import sys
 
 import numpy as np
+from helpers import learnable_mnist
 
 from tinygrad_mlp import Tensor, data, nn, optim, train
 from tinygrad_mlp import distributed as dist
 
 
-def small_mnist(n_train=3200, n_test=300):
-    """The same stand-in on every rank (class = brightest of 10 pixel blocks)."""
-    rng = np.random.default_rng(0)
-
-    def make(n):
-        y = rng.integers(0, 10, n).astype(np.uint8)
-        x = rng.integers(0, 100, (n, 784)).astype(np.uint8)
-        for c in range(10):
-            x[y == c, c * 78:(c + 1) * 78] += 80
-        return x, y
-
-    (xtr, ytr), (xte, yte) = make(n_train), make(n_test)
-    return data.MNIST(xtr, ytr, xte, yte, "test fixture")
+def small_mnist():
+    """The same stand-in on every rank."""
+    return learnable_mnist(3200, 300, noise=100, signal=80)
 
 
 def failing_here():

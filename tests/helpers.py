@@ -8,7 +8,7 @@ the central difference of the float64 NumPy reference, so no gradient is written
 
 import numpy as np
 
-from tinygrad_mlp import Tensor
+from tinygrad_mlp import Tensor, data
 
 try:
     import torch
@@ -67,3 +67,20 @@ def check_op(shapes, op, ref, torch_op=None, *, device="cpu", low=-2.0, high=2.0
         for i, (t, ti) in enumerate(zip(tensors, tt)):
             np.testing.assert_allclose(t.grad.numpy(), ti.grad.numpy(), atol=grad_atol,
                                        rtol=grad_rtol, err_msg=f"gradient of input {i} vs torch")
+
+
+def learnable_mnist(n_train, n_test, noise, signal):
+    """A small learnable stand-in for MNIST: uint8 noise in [0, noise), and the class is the
+    block of 78 pixels (of 10) brightened by `signal`. Seeded, so every caller (every MPI rank)
+    gets the same data."""
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        x = rng.integers(0, noise, (n, 784)).astype(np.uint8)
+        for c in range(10):
+            x[y == c, c * 78:(c + 1) * 78] += signal
+        return x, y
+
+    (xtr, ytr), (xte, yte) = make(n_train), make(n_test)
+    return data.MNIST(xtr, ytr, xte, yte, "test fixture")

@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+from helpers import learnable_mnist
 
 from tinygrad_mlp import data, train
 
@@ -14,18 +15,8 @@ LINE = re.compile(r"^loss: \d+\.\d{4} / \d+\.\d{4}\taccuracy: \d\.\d{4} / \d\.\d
 
 @pytest.fixture
 def small_mnist(monkeypatch):
-    """A small learnable stand-in for MNIST (class = brightest of 10 pixel blocks)."""
-    rng = np.random.default_rng(0)
-
-    def make(n):
-        y = rng.integers(0, 10, n).astype(np.uint8)
-        x = rng.integers(0, 60, (n, 784)).astype(np.uint8)
-        for c in range(10):
-            x[y == c, c * 78:(c + 1) * 78] += 150
-        return x, y
-
-    (xtr, ytr), (xte, yte) = make(600), make(200)
-    fake = data.MNIST(xtr, ytr, xte, yte, "test fixture")
+    """A small learnable stand-in for MNIST, given to the trainer in place of the real one."""
+    fake = learnable_mnist(600, 200, noise=60, signal=150)
     monkeypatch.setattr(data, "load_mnist", lambda *a, **k: fake)
     return fake
 

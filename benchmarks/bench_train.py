@@ -365,13 +365,9 @@ def device_name(gpu: bool) -> str:
         except Exception:
             pass
         return "unknown GPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from tinygrad_mlp.train import cpu_name  # the name the trainer records, read one way
+
+    return cpu_name()
 
 
 def version_of(module: str, dists=()) -> str | None:

@@ -217,7 +217,7 @@ def _ones(n, dtype):
     return ones
 
 
-@functools.cache
+@functools.lru_cache(maxsize=32)  # a few batch shapes in training; bounded for odd callers
 def _zeros(shape, dtype):
     zeros = np.zeros(shape, dtype=dtype)
     zeros.flags.writeable = False  # shared by every call of that shape

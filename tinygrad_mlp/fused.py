@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygrad_mlp import blas, device
+from . import blas, device
 
 __all__ = ["bias_relu", "relu_backward", "softmax_xent", "sgd_step", "bias_grad",
            "kernel_sources"]

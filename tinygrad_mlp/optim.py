@@ -125,6 +125,8 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov momentum needs momentum > 0")
         self.momentum, self.nesterov, self.weight_decay = float(momentum), nesterov, weight_decay
         self.fused = use_fused(fused)
+        self._index = {id(p): i for i, p in enumerate(self.params)}
+        self._sinks = {}  # parameter index -> (its array, its GEMM update or None)
         # Zeros equal PyTorch's first-step buf = g, since dampening is 0.
         self.momentum_buffers = ([_dev.module_of(p.data).zeros_like(p.data) for p in self.params]
                                  if momentum else [None] * len(self.params))
@@ -138,40 +140,52 @@ class SGD(Optimizer):
         backward, as one GEMM into the weight: ``W = -lr * x.T @ dy + (1 - lr * wd) * W``
         (momentum: the GEMM goes into the buffer), so its gradient is never written to memory
         and read back. Nesterov momentum, the GPU and other parameters take the ordinary path."""
-        sinks = self._attach_gemm_updates(loss)
+        if not (self.fused and blas.available and not self.nesterov and loss.requires_grad):
+            return super().backward_step(loss)
+        order = loss._toposort()  # one walk, shared with backward
+        sinks = self._attach_gemm_updates(order)
         try:
-            super().backward_step(loss)
+            loss.backward(_order=order)
+            self.step()
+            self.zero_grad()
         finally:
             for ctx in sinks:
                 ctx.weight_grad_sink = None
 
-    def _attach_gemm_updates(self, loss) -> list:
-        # Weights big enough for the saved pass to pay for the graph walk and the ctypes call.
-        big = {id(p): i for i, p in enumerate(self.params)
-               if type(p.data) is np.ndarray and p.ndim == 2 and p.data.size >= blas.MIN_SIZE}
-        if not (big and self.fused and blas.available and not self.nesterov
-                and loss.requires_grad):
-            return []
-        # One walk over the graph: every linear op, and how many ops use each tensor.
-        uses, linear, seen, stack = {}, [], set(), [loss]
-        while stack:
-            ctx = stack.pop()._ctx
-            if ctx is None or id(ctx) in seen:
+    def _attach_gemm_updates(self, order) -> list:
+        """Give each linear op in ``order`` (a graph in :meth:`Tensor._toposort` order) the GEMM
+        update of its weight where it may take one; returns the ops that got one."""
+        uses, linear = {}, []  # how many ops use each tensor; the linear ops
+        for node in order:
+            ctx = node._ctx
+            if ctx is None:
                 continue
-            seen.add(id(ctx))
             if isinstance(ctx, LinearFunction):
                 linear.append(ctx)
             for parent in ctx.parents:
                 uses[id(parent)] = uses.get(id(parent), 0) + 1
-                stack.append(parent)
         sinks = []
         for ctx in linear:
-            w = ctx.parents[1]
-            i = big.get(id(w))
-            if i is not None and uses[id(w)] == 1 and w.grad is None and blas.usable(w.data):
-                ctx.weight_grad_sink = functools.partial(self._gemm_update, i, w.data)
+            ctx.weight_grad_sink = self._sink(ctx.parents[1], uses)
+            if ctx.weight_grad_sink is not None:
                 sinks.append(ctx)
         return sinks
+
+    def _sink(self, w, uses):
+        """The GEMM update of weight ``w``, or None when it takes the ordinary path (not ours,
+        shared, holding a gradient already, or too small for the saved pass to pay for the
+        ctypes call)."""
+        i = self._index.get(id(w))
+        if i is None or uses[id(w)] != 1 or w.grad is not None:
+            return None
+        data = w.data
+        known = self._sinks.get(i)
+        if known is None or known[0] is not data:  # made once per parameter array
+            fits = (type(data) is np.ndarray and data.ndim == 2 and data.size >= blas.MIN_SIZE
+                    and blas.usable(data))
+            known = self._sinks[i] = (data, functools.partial(self._gemm_update, i, data)
+                                      if fits else None)
+        return known[1]
 
     def _gemm_update(self, i, w, a, b) -> bool:
         """The update of weight array ``w`` (parameter ``i``) from its gradient ``a @ b``."""

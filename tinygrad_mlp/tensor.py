@@ -258,6 +258,8 @@ class Tensor:
 
     # ---- autodiff -----------------------------------------------------------------------
     def _toposort(self):
+        """A list of this tensor and every tensor it depends on through ops that need a gradient,
+        each before the tensors it was made from."""
         # Iterative post-order DFS: deep graphs (thousands of ops) must not hit the recursion limit.
         order, seen, stack = [], set(), [(self, False)]
         while stack:
@@ -269,16 +271,17 @@ class Tensor:
                 stack.append((node, True))
                 if node._ctx is not None:
                     stack.extend((p, False) for p in node._ctx.parents if p.requires_grad)
-        return reversed(order)
+        return order[::-1]
 
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, grad=None, retain_graph=False, *, _order=None):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad`, like PyTorch.
 
         `grad` defaults to 1 for a one-element tensor; otherwise it must have this tensor's shape.
         Gradients arrive in each tensor's own dtype. Only leaves (and tensors that called
         :meth:`retain_grad`) get `.grad`. The graph is freed afterwards unless `retain_graph` is
         True; a later backward() that reaches a freed op raises (even ops that saved nothing,
-        which torch could re-run).
+        which torch could re-run). (`_order`: this tensor's :meth:`_toposort`, from a caller that
+        has already walked the graph.)
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad")
@@ -294,7 +297,7 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad shape {grad.shape} != tensor shape {self.shape}")
         grads = {id(self): grad}
-        for node in self._toposort():
+        for node in self._toposort() if _order is None else _order:
             g = grads.pop(id(node), None)
             if g is None:
                 continue

@@ -81,6 +81,8 @@ def make_step(model, optimizer, jit=True, fused=None, world=None):
     own choice). With a :class:`distributed.World`, (xb, yb) is the global batch: the step
     trains on this rank's share and returns its local mean loss and correct count.
     """
+    fused = F.use_fused(fused)  # once, not an environment lookup every step
+
     def step(xb, yb):
         if world is not None:
             xb, yb, weight = world.shard(xb, yb)

@@ -230,6 +230,25 @@ def test_backward_step_folds_the_update_into_the_weight_gemm(monkeypatch):
     _assert_close([p.numpy() for p in ours.parameters()], before, "param", rtol=0, atol=0)
 
 
+def test_backward_step_walks_the_graph_once(monkeypatch):
+    # The GEMM-update pass and backward share one topological order of the graph.
+    if not blas.available:
+        pytest.skip("NumPy's OpenBLAS not found: backward_step takes the ordinary path")
+    walks = []
+    toposort = Tensor._toposort
+    monkeypatch.setattr(Tensor, "_toposort", lambda self: walks.append(1) or toposort(self))
+    ours, theirs = _pair()
+    opt = optim.SGD(ours.parameters(), lr=0.1)
+    topt = torch.optim.SGD(theirs.parameters(), lr=0.1)
+    for x, y in _data(3):
+        opt.backward_step(_loss(ours, x, y))
+        topt.zero_grad()
+        _torch_loss(theirs, x, y).backward()
+        topt.step()
+    assert len(walks) == 3
+    _assert_close([p.numpy() for p in ours.parameters()], _torch_params(theirs), "param")
+
+
 @pytest.mark.parametrize("config", ["plain", "momentum_wd", "nesterov"])
 def test_backward_step_with_shared_weight_and_accumulated_grads(config):
     # A weight used twice (here also in an L2 penalty) and a gradient accumulated before the

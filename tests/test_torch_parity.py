@@ -188,3 +188,27 @@ def test_module_zero_grad_set_to_none_false_keeps_zeros():
     np.testing.assert_array_equal(layer.bias.grad.numpy(), [4.0, 4.0])
     layer.zero_grad()
     assert all(p.grad is None for p in layer.parameters())
+
+
+def test_shape_errors_of_batched_matmul_and_comparisons_name_both_shapes():
+    # Both ended in NumPy's own messages ("remapped shapes [original->remapped] ...").
+    with pytest.raises(ValueError, match=r"matmul: shapes \(5, 2, 3\) and \(4, 3, 4\)"):
+        Tensor(np.zeros((5, 2, 3), np.float32)) @ Tensor(np.zeros((4, 3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"comparison: shapes \(3,\) and \(4,\) do not broadcast"):
+        Tensor(np.zeros(3, np.float32)) < Tensor(np.zeros(4, np.float32))  # noqa: B015
+    a, b = np.ones((2, 1, 3, 4), np.float32), np.ones((5, 4, 2), np.float32)
+    assert (Tensor(a) @ Tensor(b)).shape == tuple((torch.tensor(a) @ torch.tensor(b)).shape)
+
+
+@pytest.mark.parametrize("exponent", [0, 2])
+def test_bool_power_is_int64_as_torch(exponent):
+    x = np.array([True, False])
+    got, expected = Tensor(x) ** exponent, torch.tensor(x) ** exponent
+    assert got.dtype == np.int64 and expected.dtype == torch.int64  # NumPy gives int8
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+def test_cross_entropy_integer_one_hot_target_says_float():
+    # torch: "Expected floating point type for target with class probabilities".
+    with pytest.raises(ValueError, match=r"\(2, 3\) float probabilities, got int64"):
+        F.cross_entropy(Tensor(np.zeros((2, 3), np.float32)), np.eye(3, dtype=np.int64)[:2])

@@ -113,7 +113,8 @@ def _labels_of(target, logits: Tensor):
     n, classes = logits.shape
     if labels.shape != (n,):
         raise ValueError(f"cross_entropy: target shape {labels.shape} does not match logits "
-                         f"{logits.shape} (expected ({n},) class indices or ({n}, {classes}))")
+                         f"{logits.shape} (expected ({n},) integer class indices or "
+                         f"({n}, {classes}) float probabilities, got {labels.dtype})")
     # CuPy would wrap an out-of-range index silently: check here, before any kernel reads it.
     low, high = (int(v) for v in (labels.min(), labels.max())) if n else (0, 0)
     if low < 0 or high >= classes:

@@ -39,6 +39,10 @@ def _dims(axis, keepdims, dim, keepdim):
     return (axis if dim is None else dim), (keepdims if keepdim is None else keepdim)
 
 
+def _broadcasts(a: tuple, b: tuple) -> bool:
+    return all(x == y or 1 in (x, y) for x, y in zip(reversed(a), reversed(b)))
+
+
 def unbroadcast(grad, shape):
     """Sum `grad` over the axes that broadcasting added or stretched, back to `shape`."""
     if grad.shape == shape:
@@ -352,12 +356,8 @@ class Tensor:
         if a.data.dtype != b.data.dtype or (fn is Div and a.data.dtype.kind != "f"):
             dtype = _dtypes.result(a.data.dtype, a.ndim == 0, b.data.dtype, b.ndim == 0, fn is Div)
             a, b = a.cast(dtype), b.cast(dtype)
-        if a.shape != b.shape:
-            try:
-                np.broadcast_shapes(a.shape, b.shape)
-            except ValueError:
-                raise ValueError(f"{fn.__name__}: shapes {a.shape} and {b.shape} do not "
-                                 "broadcast") from None
+        if a.shape != b.shape and not _broadcasts(a.shape, b.shape):
+            raise ValueError(f"{fn.__name__}: shapes {a.shape} and {b.shape} do not broadcast")
         return fn.apply(a, b)
 
     def __add__(self, x): return self._binary(Add, x)
@@ -397,11 +397,13 @@ class Tensor:
             return Pow.apply(self._floating(), exponent=float(exponent))
         if exponent < 0:
             raise ValueError(f"{self.dtype} ** {exponent}: no negative powers of integers (torch)")
-        return Pow.apply(self, exponent=int(exponent))
+        base = self.cast(np.int64) if self.data.dtype.kind == "b" else self  # bool ** 2: int64
+        return Pow.apply(base, exponent=int(exponent))
 
     def __matmul__(self, other):
         other = self._other(other)
-        if 0 in (self.ndim, other.ndim) or self.shape[-1] != other.shape[-min(other.ndim, 2)]:
+        if (0 in (self.ndim, other.ndim) or self.shape[-1] != other.shape[-min(other.ndim, 2)]
+                or not _broadcasts(self.shape[:-2], other.shape[:-2])):  # batch dimensions
             raise ValueError(f"matmul: shapes {self.shape} and {other.shape} do not align")
         if self.data.dtype != other.data.dtype:
             raise TypeError(f"matmul: dtypes {self.dtype} and {other.dtype} differ; cast one")
@@ -414,7 +416,10 @@ class Tensor:
     def _compare(self, op, x):
         if x is None or isinstance(x, str):  # t == None is False, as in torch; t < None raises
             return NotImplemented
-        return Tensor(op(self.data, self._other(x).data), device=self.device)
+        other = self._other(x)
+        if not _broadcasts(self.shape, other.shape):
+            raise ValueError(f"comparison: shapes {self.shape} and {other.shape} do not broadcast")
+        return Tensor(op(self.data, other.data), device=self.device)
 
     def __eq__(self, x): return self._compare(operator.eq, x)
     def __ne__(self, x): return self._compare(operator.ne, x)

@@ -100,9 +100,9 @@ def test_min_is_torch_amin(kw, device):
 
 
 @pytest.mark.parametrize("kw", [{}, {"dim": 1}, {"dim": -2, "keepdim": True}, {"keepdim": True}])
-def test_argmax_as_torch(kw):
+def test_argmax_as_torch(kw, device):
     x = np.array([[1.0, 3.0, 3.0], [np.nan, 0.0, 5.0]], np.float32)
-    got, expected = Tensor(x).argmax(**kw), torch.tensor(x).argmax(**kw)
+    got, expected = Tensor(x, device=device).argmax(**kw), torch.tensor(x).argmax(**kw)
     assert got.dtype == np.int64 and not got.requires_grad
     np.testing.assert_array_equal(got.numpy(), expected.numpy())
     assert Tensor(2.0).argmax().item() == torch.tensor(2.0).argmax().item() == 0

@@ -86,6 +86,7 @@ def test_min_is_torch_amin(kw, device):
     x = np.array([[[1, 1, 3], [2, 0, 0]], [[5, 4, 4], [0, 2, 7]]], np.float32)  # ties
     t, tt = _pair(x, device=device)
     out, tout = t.min(**kw), tt.amin(**kw)
+    assert type(out._ctx).__name__ == "Min"  # as profiles and graphs name it
     _close(out, tout, f"min {kw}")
     up = np.random.default_rng(0).standard_normal(tout.shape).astype(np.float32)
     out.backward(up)

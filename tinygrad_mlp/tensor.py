@@ -468,7 +468,7 @@ class Tensor:
         axes = self._axes(axis)
         if self.data.size == 0 and any(self.shape[a] == 0 for a in axes):
             raise ValueError(f"{name} over an axis of length 0 (shape {self.shape}, axis {axis})")
-        return Max.apply(self, axis=axes, keepdims=keepdims, name=name)
+        return (Max if name == "max" else Min).apply(self, axis=axes, keepdims=keepdims)
 
     def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         """int64 indices of the max along one axis (of the flattened tensor if None); no grad."""
@@ -681,11 +681,11 @@ class Sum(Function):
 
 
 class Max(Function):
-    """max or min (`name`) over `axis`: one backward serves both."""
+    reduce = "max"  # the array method; Min reuses the rest
 
-    def forward(self, a, axis, keepdims, name="max"):
+    def forward(self, a, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
-        out = getattr(a, name)(axis=axis, keepdims=True)
+        out = getattr(a, self.reduce)(axis=axis, keepdims=True)
         self.save_for_backward(a, out)
         return out if keepdims else out.reshape([n for i, n in enumerate(out.shape)
                                                  if i not in axis])
@@ -697,6 +697,10 @@ class Max(Function):
         mask = ((a == out) | (a != a)).astype(a.dtype)
         mask /= mask.sum(axis=self.axis, keepdims=True)
         return mask * g.reshape(out.shape)
+
+
+class Min(Max):
+    reduce = "min"
 
 
 class Reshape(Function):

@@ -213,3 +213,13 @@ def test_cross_entropy_integer_one_hot_target_says_float():
     # torch: "Expected floating point type for target with class probabilities".
     with pytest.raises(ValueError, match=r"\(2, 3\) float probabilities, got int64"):
         F.cross_entropy(Tensor(np.zeros((2, 3), np.float32)), np.eye(3, dtype=np.int64)[:2])
+
+
+def test_negating_unsigned_integers_wraps_as_torch():
+    # -t was t * -1, and -1 does not fit uint8: NumPy's OverflowError.
+    x = np.array([0, 1, 200], np.uint8)
+    got = -Tensor(x)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got.numpy(), (-torch.tensor(x)).numpy())
+    np.testing.assert_array_equal((-Tensor(np.array([-0.0, 2.0], np.float32))).numpy(),
+                                  [0.0, -2.0])

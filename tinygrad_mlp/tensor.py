@@ -368,7 +368,7 @@ class Tensor:
     def __rmul__(self, x): return self._binary(Mul, x, True)
     def __truediv__(self, x): return self._binary(Div, x)
     def __rtruediv__(self, x): return self._binary(Div, x, True)
-    def __neg__(self): return self * -1
+    def __neg__(self): return 0 - self if self.data.dtype.kind == "u" else self * -1  # torch wraps
 
     def _inplace(self, fn, x):
         """``t += x`` etc. Outside the graph (``p -= lr * p.grad`` in no_grad) t's array is

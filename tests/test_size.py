@@ -9,9 +9,10 @@ import tinygrad_mlp.tensor
 # Lines holding code, not counting comments, docstrings and blank lines. 420 until torch's
 # semantics (dtype promotion, freed-graph errors, retain_grad, scalar conversions) added 48, the
 # profiler's hook 4, and what a torch user reaches for (comparisons, in-place updates under
-# no_grad, permute, flatten's end_dim, iteration) 30. Grow it on purpose, never by packing code
-# onto one line.
-CODE_LINE_BUDGET = 505
+# no_grad, permute, flatten's end_dim, iteration) 30, and torch parity (min, argmax, dim=/keepdim=,
+# flatten's range checks, separate .grad arrays per leaf, shape errors of comparisons, a Min op
+# named as such in profiles and graphs) 28. Grow it on purpose, never by packing code onto one line.
+CODE_LINE_BUDGET = 533
 
 
 def code_lines(path):

@@ -113,7 +113,8 @@ def _labels_of(target, logits: Tensor):
     n, classes = logits.shape
     if labels.shape != (n,):
         raise ValueError(f"cross_entropy: target shape {labels.shape} does not match logits "
-                         f"{logits.shape} (expected ({n},) class indices or ({n}, {classes}))")
+                         f"{logits.shape} (expected ({n},) integer class indices or "
+                         f"({n}, {classes}) float probabilities, got {labels.dtype})")
     # CuPy would wrap an out-of-range index silently: check here, before any kernel reads it.
     low, high = (int(v) for v in (labels.min(), labels.max())) if n else (0, 0)
     if low < 0 or high >= classes:
@@ -122,32 +123,41 @@ def _labels_of(target, logits: Tensor):
     return labels
 
 
-def cross_entropy(logits: Tensor, target, *, fused: bool | None = None, check_labels: bool = True,
-                  return_correct: bool = False):
-    """Mean softmax cross-entropy of ``logits`` (N, C) against ``target``.
+def cross_entropy(logits: Tensor, target, *, reduction: str = "mean", fused: bool | None = None,
+                  check_labels: bool = True, return_correct: bool = False):
+    """Softmax cross-entropy of ``logits`` (N, C) against ``target``, as torch's.
 
     ``target`` is either integer class indices (N,) or one-hot / probability rows (N, C) (float).
+    ``reduction``: "mean" (the default), "sum", or "none" for the (N,) per-row losses; only
+    "mean" has a fused kernel, the others run the reference path.
     With ``return_correct=True`` also returns the number of rows whose argmax matches the target,
     as a 0-d array on the device (no host sync). ``check_labels=False`` skips the range check of
     integer labels (one device-to-host sync on the GPU) for labels already validated once.
     """
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', "
+                         f"got {reduction!r}")
     target_data = target.data if isinstance(target, Tensor) else target
     if not hasattr(target_data, "dtype"):  # a list or tuple of labels
         target_data = np.asarray(target_data)
-    if np.dtype(target_data.dtype).kind == "f":
+    kind = np.dtype(target_data.dtype).kind
+    if kind == "f":
         return _cross_entropy_dense(logits, Tensor(target_data, device=logits.device,
-                                                   dtype=logits.dtype), return_correct)
+                                                   dtype=logits.dtype), return_correct, reduction)
+    if kind not in "iu":
+        raise TypeError(f"cross_entropy: target must be integer class indices or float (N, C) "
+                        f"probabilities, got dtype {target_data.dtype}")
     if check_labels:
         labels = _labels_of(target_data, logits)
     else:
         labels = _dev.to_device(target_data, logits.device)
-    if use_fused(fused):
+    if use_fused(fused) and reduction == "mean":
         correct = []
         loss = _SoftmaxCrossEntropy.apply(logits, labels=labels, correct_out=correct)
         return (loss, correct[0]) if return_correct else loss
-    loss = -_PickLabels.apply(logits.log_softmax(axis=1), labels=labels).mean()
+    loss = _reduce(-_PickLabels.apply(logits.log_softmax(axis=1), labels=labels), reduction)
     return (loss, _count_correct(logits.data, labels)) if return_correct else loss
 
 
@@ -165,11 +175,15 @@ class _PickLabels(Function):
         return out
 
 
-def _cross_entropy_dense(logits: Tensor, target: Tensor, return_correct: bool):
+def _reduce(rows: Tensor, reduction: str) -> Tensor:
+    return rows.mean() if reduction == "mean" else rows.sum() if reduction == "sum" else rows
+
+
+def _cross_entropy_dense(logits: Tensor, target: Tensor, return_correct: bool, reduction: str):
     if target.shape != logits.shape:
         raise ValueError(f"cross_entropy: target shape {target.shape} does not match logits "
                          f"{logits.shape}")
-    loss = -(logits.log_softmax(axis=1) * target).sum(axis=1).mean()
+    loss = _reduce(-(logits.log_softmax(axis=1) * target).sum(axis=1), reduction)
     if not return_correct:
         return loss
     return loss, _count_correct(logits.data, target.data.argmax(axis=1))

@@ -34,9 +34,14 @@ class Module:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none: bool = True):
+        """Drop every parameter's gradient, or with ``set_to_none=False`` fill it with zeros
+        (in place), as torch."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
 
     def to(self, device):
         """Move every parameter to `device` in place (optimizers keep their references)."""

@@ -34,6 +34,15 @@ class no_grad(contextlib.ContextDecorator):
         _grad_enabled = self._prev.pop()
 
 
+def _dims(axis, keepdims, dim, keepdim):
+    """torch's ``dim=``/``keepdim=`` beside NumPy's ``axis=``/``keepdims=`` (torch takes both)."""
+    return (axis if dim is None else dim), (keepdims if keepdim is None else keepdim)
+
+
+def _broadcasts(a: tuple, b: tuple) -> bool:
+    return all(x == y or 1 in (x, y) for x, y in zip(reversed(a), reversed(b)))
+
+
 def unbroadcast(grad, shape):
     """Sum `grad` over the axes that broadcasting added or stretched, back to `shape`."""
     if grad.shape == shape:
@@ -67,7 +76,7 @@ class _RetainGrad:
         self.tensor = weakref.ref(tensor)  # no cycle: backward() reaches us only through it
 
     def backward(self, grad):
-        self.tensor()._accumulate_grad(grad)
+        self.tensor()._accumulate_grad(grad.copy())  # its own array, not one a leaf also gets
         return self.ctx.backward(grad)
 
 
@@ -350,12 +359,8 @@ class Tensor:
         if a.data.dtype != b.data.dtype or (fn is Div and a.data.dtype.kind != "f"):
             dtype = _dtypes.result(a.data.dtype, a.ndim == 0, b.data.dtype, b.ndim == 0, fn is Div)
             a, b = a.cast(dtype), b.cast(dtype)
-        if a.shape != b.shape:
-            try:
-                np.broadcast_shapes(a.shape, b.shape)
-            except ValueError:
-                raise ValueError(f"{fn.__name__}: shapes {a.shape} and {b.shape} do not "
-                                 "broadcast") from None
+        if a.shape != b.shape and not _broadcasts(a.shape, b.shape):
+            raise ValueError(f"{fn.__name__}: shapes {a.shape} and {b.shape} do not broadcast")
         return fn.apply(a, b)
 
     def __add__(self, x): return self._binary(Add, x)
@@ -366,7 +371,7 @@ class Tensor:
     def __rmul__(self, x): return self._binary(Mul, x, True)
     def __truediv__(self, x): return self._binary(Div, x)
     def __rtruediv__(self, x): return self._binary(Div, x, True)
-    def __neg__(self): return self * -1
+    def __neg__(self): return 0 - self if self.data.dtype.kind == "u" else self * -1  # torch wraps
 
     def _inplace(self, fn, x):
         """``t += x`` etc. Outside the graph (``p -= lr * p.grad`` in no_grad) t's array is
@@ -395,11 +400,13 @@ class Tensor:
             return Pow.apply(self._floating(), exponent=float(exponent))
         if exponent < 0:
             raise ValueError(f"{self.dtype} ** {exponent}: no negative powers of integers (torch)")
-        return Pow.apply(self, exponent=int(exponent))
+        base = self.cast(np.int64) if self.data.dtype.kind == "b" else self  # bool ** 2: int64
+        return Pow.apply(base, exponent=int(exponent))
 
     def __matmul__(self, other):
         other = self._other(other)
-        if 0 in (self.ndim, other.ndim) or self.shape[-1] != other.shape[-min(other.ndim, 2)]:
+        if (0 in (self.ndim, other.ndim) or self.shape[-1] != other.shape[-min(other.ndim, 2)]
+                or not _broadcasts(self.shape[:-2], other.shape[:-2])):  # batch dimensions
             raise ValueError(f"matmul: shapes {self.shape} and {other.shape} do not align")
         if self.data.dtype != other.data.dtype:
             raise TypeError(f"matmul: dtypes {self.dtype} and {other.dtype} differ; cast one")
@@ -410,7 +417,12 @@ class Tensor:
 
     # ---- comparisons: bool tensors outside the graph, as in torch -----------------------
     def _compare(self, op, x):
-        return Tensor(op(self.data, self._other(x).data), device=self.device)
+        if x is None or isinstance(x, str):  # t == None is False, as in torch; t < None raises
+            return NotImplemented
+        other = self._other(x)
+        if not _broadcasts(self.shape, other.shape):
+            raise ValueError(f"comparison: shapes {self.shape} and {other.shape} do not broadcast")
+        return Tensor(op(self.data, other.data), device=self.device)
 
     def __eq__(self, x): return self._compare(operator.eq, x)
     def __ne__(self, x): return self._compare(operator.ne, x)
@@ -442,17 +454,34 @@ class Tensor:
                 raise ValueError(f"axis {a} is out of range for shape {self.shape}")
         return tuple(int(a) % self.ndim for a in axes) if self.ndim else ()  # 0-d: as torch
 
-    def sum(self, axis=None, keepdims=False):
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _dims(axis, keepdims, dim, keepdim)
         x = self if self.data.dtype.kind == "f" else self.cast(np.int64)  # as torch: int64 sums
         return Sum.apply(x, axis=self._axes(axis), keepdims=keepdims)
 
-    def max(self, axis=None, keepdims=False):
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """The largest values over `axis` (torch's ``amax``: ties share the gradient equally)."""
+        return self._extreme("max", *_dims(axis, keepdims, dim, keepdim))
+
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """The smallest values over `axis` (torch's ``amin``: ties share the gradient equally)."""
+        return self._extreme("min", *_dims(axis, keepdims, dim, keepdim))
+
+    def _extreme(self, name, axis, keepdims):
         axes = self._axes(axis)
         if self.data.size == 0 and any(self.shape[a] == 0 for a in axes):
-            raise ValueError(f"max over an axis of length 0 (shape {self.shape}, axis {axis})")
-        return Max.apply(self, axis=axes, keepdims=keepdims)
+            raise ValueError(f"{name} over an axis of length 0 (shape {self.shape}, axis {axis})")
+        return (Max if name == "max" else Min).apply(self, axis=axes, keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False):
+    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """int64 indices of the max along one axis (of the flattened tensor if None); no grad."""
+        axis, keepdims = _dims(axis, keepdims, dim, keepdim)
+        axis = self._axes(axis)[0] if axis is not None and self.ndim else None
+        out = _dev.module_of(self.data).argmax(self.data, axis=axis, keepdims=keepdims)
+        return Tensor(out.astype(np.int64), device=self.device)
+
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _dims(axis, keepdims, dim, keepdim)
         _dtypes.require_float(self.data.dtype, "mean()")
         axes = self._axes(axis)
         count = math.prod(self.shape[a] for a in axes)
@@ -468,8 +497,12 @@ class Tensor:
         return Reshape.apply(self, shape=new_shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
-        return self.reshape(*self.shape[:start_dim], -1,
-                            *self.shape[end_dim % max(self.ndim, 1) + 1:])
+        start, end = (self._axes(d)[0] if self.ndim else 0 for d in (start_dim, end_dim))
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
+                             f"for shape {self.shape}")
+        return self.reshape(*self.shape[:start], math.prod(self.shape[start:end + 1]),
+                            *self.shape[end + 1:])
 
     def transpose(self, *axes):
         """Swap two axes, as torch's ``transpose(dim0, dim1)``; with none, reverse all (``.T``);
@@ -505,11 +538,13 @@ class Tensor:
             return self  # nothing to shift, and no max over a length-0 axis
         return self - self.max(axis, keepdims=True).detach()
 
-    def softmax(self, axis=-1):
+    def softmax(self, axis=-1, *, dim=None):
+        axis = axis if dim is None else dim
         e = self._minus_max(axis, "softmax").exp()
         return e / e.sum(axis, keepdims=True)
 
-    def log_softmax(self, axis=-1):
+    def log_softmax(self, axis=-1, *, dim=None):
+        axis = axis if dim is None else dim
         shifted = self._minus_max(axis, "log_softmax")
         return shifted - shifted.exp().sum(axis, keepdims=True).log()
 
@@ -521,7 +556,9 @@ class Add(Function):
         return a + b
 
     def backward(self, g):
-        return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
+        ga, gb = unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
+        # Two leaves must not share one .grad array (`a.grad *= 2` would scale both).
+        return ga, gb.copy() if gb is ga and all(self.needs_input_grad) else gb
 
 
 class Sub(Function):
@@ -552,7 +589,8 @@ class Div(Function):
     def backward(self, g):
         a, b = self.saved_tensors
         return (unbroadcast(g / b, a.shape) if self.needs_input_grad[0] else None,
-                unbroadcast(-g * a / (b * b), b.shape) if self.needs_input_grad[1] else None)
+                # (a / b) / b as torch: b * b underflows to 0 for tiny b where this does not
+                unbroadcast(-g * (a / b / b), b.shape) if self.needs_input_grad[1] else None)
 
 
 class Pow(Function):
@@ -604,8 +642,9 @@ class ReLU(Function):
         return out
 
     def backward(self, g):
-        # Mask with the output (Chainer): gradient 0 at exactly x = 0, as in PyTorch.
-        return g * (self.saved_tensors[0] > 0)
+        # Mask with the output (Chainer): gradient 0 at exactly x = 0, as in PyTorch, and the
+        # gradient passes where the output is NaN (torch's threshold_backward).
+        return g * ~(self.saved_tensors[0] <= 0)
 
 
 class Sigmoid(Function):
@@ -645,19 +684,26 @@ class Sum(Function):
 
 
 class Max(Function):
+    reduce = "max"  # the array method; Min reuses the rest
+
     def forward(self, a, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
-        out = a.max(axis=axis, keepdims=True)
+        out = getattr(a, self.reduce)(axis=axis, keepdims=True)
         self.save_for_backward(a, out)
         return out if keepdims else out.reshape([n for i, n in enumerate(out.shape)
                                                  if i not in axis])
 
     def backward(self, g):
         a, out = self.saved_tensors
-        # Ties share the gradient equally (like torch.amax), so the sum stays exact.
-        mask = (a == out).astype(a.dtype)
+        # Ties share the gradient equally (like torch.amax), so the sum stays exact; a NaN is
+        # the max of its slice and takes the gradient, as in torch.
+        mask = ((a == out) | (a != a)).astype(a.dtype)
         mask /= mask.sum(axis=self.axis, keepdims=True)
         return mask * g.reshape(out.shape)
+
+
+class Min(Max):
+    reduce = "min"
 
 
 class Reshape(Function):

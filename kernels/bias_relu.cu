@@ -25,15 +25,16 @@ extern "C" __global__ void bias_relu(real* __restrict__ y, const real* __restric
     }
 }
 
-// dx = grad * (out > 0), n elements. dx may alias grad, so neither is __restrict__.
-// The gradient at out == 0 is 0, as in PyTorch.
+// dx = grad * (out != 0), n elements; out is the ReLU's output (>= 0, or NaN). dx may alias
+// grad, so neither is __restrict__. The gradient at out == 0 is 0, and it passes where out is
+// NaN, as in PyTorch (threshold_backward masks only out <= 0).
 extern "C" __global__ void relu_backward(const real* grad, const real* __restrict__ out,
                                          real* dx, long long n)
 {
     const long long stride = (long long)blockDim.x * gridDim.x;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        // A multiply, not a select, so it matches the NumPy twin `grad * (out > 0)` bit for
-        // bit, including a NaN/inf grad where out <= 0 (NaN either way).
-        dx[i] = grad[i] * (real)(out[i] > (real)0);
+        // A multiply, not a select, so it matches the NumPy twin `grad * (out != 0)` bit for
+        // bit, including a NaN/inf grad where out == 0 (NaN either way).
+        dx[i] = grad[i] * (real)(out[i] != (real)0);
     }
 }

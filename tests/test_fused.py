@@ -99,7 +99,7 @@ def ref_bias_relu(y, b):
 
 
 def ref_relu_backward(grad, out):
-    return np.where(out > 0, grad.astype(np.float64), 0.0)
+    return np.where(out <= 0, 0.0, grad.astype(np.float64))  # a NaN output passes, as torch
 
 
 def ref_softmax_xent(logits, labels):
@@ -193,10 +193,12 @@ def test_relu_backward(xp, dtype, shape):
     np.testing.assert_array_equal(grad_after, dx)
 
 
-def test_relu_backward_at_exactly_zero(xp):
-    out = xp.asarray(np.array([0.0, 0.0, 1.0, 2.5], dtype=np.float32))
-    grad = xp.asarray(np.array([3.0, -3.0, 4.0, -5.0], dtype=np.float32))
-    np.testing.assert_array_equal(to_np(fused.relu_backward(grad, out)), [0.0, 0.0, 4.0, -5.0])
+def test_relu_backward_at_exactly_zero_and_at_nan(xp):
+    # zero (also -0.0) stops the gradient; a NaN output passes it, as torch's ReLU backward
+    out = xp.asarray(np.array([0.0, -0.0, 1.0, 2.5, np.nan], dtype=np.float32))
+    grad = xp.asarray(np.array([3.0, -3.0, 4.0, -5.0, 6.0], dtype=np.float32))
+    np.testing.assert_array_equal(to_np(fused.relu_backward(grad, out)),
+                                  [0.0, 0.0, 4.0, -5.0, 6.0])
     assert fused.relu_backward(grad, out, dx=grad) is grad
 
 

@@ -4,7 +4,7 @@ failed before its fix. Values, gradients and dtypes must match torch's to float3
 import numpy as np
 import pytest
 
-from tinygrad_mlp import Tensor, nn, no_grad
+from tinygrad_mlp import Tensor, nn, no_grad, optim
 from tinygrad_mlp import functional as F
 
 torch = pytest.importorskip("torch")
@@ -64,6 +64,19 @@ def test_relu_passes_the_gradient_of_nan(device):
     t.relu().backward(np.ones(5, np.float32))
     tt.relu().backward(torch.ones(5))
     _close(t.grad, tt.grad, "relu grad")
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_linear_relu_passes_the_gradient_of_nan(device, fused):
+    # The fused kernel and its NumPy twin mask like torch: zero output stops, NaN passes.
+    x = np.array([[1.0, np.nan], [2.0, -3.0]], np.float32)
+    w = np.array([[1.0, -1.0], [0.5, 2.0]], np.float32)
+    b = np.array([0.0, -10.0], np.float32)
+    (t, tt), (tw, ttw), (tb, ttb) = (_pair(a, device=device) for a in (x, w, b))
+    F.linear_relu(t, tw, tb, fused=fused).backward(np.ones((2, 2), np.float32))
+    torch.relu(tt @ ttw + ttb).backward(torch.ones(2, 2))
+    for ours, theirs, what in ((t, tt, "x"), (tw, ttw, "w"), (tb, ttb, "b")):
+        _close(ours.grad, theirs.grad, f"linear_relu grad of {what}")
 
 
 def test_max_gives_the_gradient_to_a_nan(device):
@@ -189,6 +202,31 @@ def test_module_zero_grad_set_to_none_false_keeps_zeros():
     np.testing.assert_array_equal(layer.bias.grad.numpy(), [4.0, 4.0])
     layer.zero_grad()
     assert all(p.grad is None for p in layer.parameters())
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, momentum=0.9),
+                                  lambda ps: optim.Adam(ps)], ids=["sgd", "adam"])
+def test_optimizer_zero_grad_set_to_none_false_then_step_as_torch(make):
+    # zero_grad(set_to_none=False) keeps zeroed arrays that later backwards accumulate into;
+    # SGD's default lr is torch's 1e-3.
+    layer, tlayer = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        tlayer.weight.copy_(torch.from_numpy(layer.weight.numpy().T.copy()))
+        tlayer.bias.copy_(torch.from_numpy(layer.bias.numpy()))
+    opt = make(list(layer.parameters()))
+    topt = (torch.optim.SGD(tlayer.parameters(), momentum=0.9)
+            if isinstance(opt, optim.SGD) else torch.optim.Adam(tlayer.parameters()))
+    x = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
+    for _ in range(3):
+        opt.zero_grad(set_to_none=False)
+        topt.zero_grad(set_to_none=False)
+        (layer(Tensor(x)) ** 2).sum().backward()
+        (tlayer(torch.from_numpy(x)) ** 2).sum().backward()
+        opt.step()
+        topt.step()
+    assert layer.bias.grad is not None
+    _close(layer.weight, tlayer.weight.T, "weight after 3 steps")
+    _close(layer.bias, tlayer.bias, "bias after 3 steps")
 
 
 def test_shape_errors_of_batched_matmul_and_comparisons_name_both_shapes():

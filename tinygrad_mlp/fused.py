@@ -167,11 +167,12 @@ def bias_relu(y, b):
 
 
 def relu_backward(grad, out, dx=None):
-    """``dx = grad * (out > 0)``; returns ``dx``.
+    """``dx = grad * (out != 0)``; returns ``dx``.
 
-    grad, out: same shape, float32/float64 (``out`` is the ReLU's output, so the gradient at
-    exactly 0 is 0, as in PyTorch). dx: None (a new array), or a C-contiguous array of that
-    shape and dtype to write into; it may be ``grad`` itself (in place).
+    grad, out: same shape, float32/float64. ``out`` is the ReLU's output (>= 0, or NaN), so the
+    gradient at exactly 0 is 0 and passes where the output is NaN, as in PyTorch. dx: None (a
+    new array), or a C-contiguous array of that shape and dtype to write into; it may be
+    ``grad`` itself (in place).
     """
     xp, real = _operands("relu_backward", "grad", grad, out=out)
     if out.shape != grad.shape:
@@ -186,7 +187,7 @@ def relu_backward(grad, out, dx=None):
         _writable("relu_backward", "dx", dx)
     if xp is np:
         # One bool temporary; multiplying by it beats every masked-copy form (copyto/putmask).
-        np.multiply(grad, out > 0, out=dx)
+        np.multiply(grad, out != 0, out=dx)
         return dx
     if dx.size == 0:
         return dx

@@ -75,10 +75,14 @@ class Optimizer:
             self._lr_arrays[key] = _dev.module_of(p.data).full((), self._lr, dtype=p.dtype)
         return self._lr_arrays[key]
 
-    def zero_grad(self):
-        """Drop the gradients (PyTorch's default ``set_to_none=True``)."""
+    def zero_grad(self, set_to_none: bool = True):
+        """Drop the gradients, or with ``set_to_none=False`` fill them with zeros (in place),
+        as torch."""
         for p in self.params:
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
 
     def _buffers(self) -> dict[str, list]:
         return {}
@@ -117,7 +121,8 @@ class SGD(Optimizer):
 
     capturable = True  # lr is read from device memory; momentum and weight decay are fixed
 
-    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0, *, fused=None):
+    def __init__(self, params, lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0, *,
+                 fused=None):
         super().__init__(params, lr)
         _check("SGD: momentum", momentum)
         _check("SGD: weight_decay", weight_decay)

@@ -64,3 +64,18 @@ def test_only_inputs_requiring_grad_are_checked():
 def test_float32_inputs_are_checked_in_float64():
     x = Tensor(np.linspace(0.5, 1.5, 6).reshape(3, 2), requires_grad=True)
     assert gradcheck(lambda t: (t * t).log(), x)
+
+
+def test_torch_calling_form_tuple_outputs_and_raise_exception(device):
+    # gradcheck(fn, (a, b)) as torch.autograd.gradcheck; a tuple of outputs checks each one;
+    # raise_exception=False answers False instead of raising.
+    a, b = _x(device), _x(device, (2, 4))
+    assert gradcheck(lambda x, y: (x @ y, (x * x).sum(axis=1)), (a, b))
+    assert gradcheck(lambda x: x.tanh(), a)  # one Tensor, not in a tuple
+    assert gradcheck(lambda x: x.tanh(), [a])
+    wrong_in_second = lambda x: (x * 2, WrongSquare.apply(x))  # noqa: E731
+    with pytest.raises(GradcheckError, match="input 0"):
+        gradcheck(wrong_in_second, (a,))
+    assert gradcheck(wrong_in_second, (a,), raise_exception=False) is False
+    with pytest.raises(TypeError, match="a Tensor or a tuple of Tensors, got int"):
+        gradcheck(lambda x: (x, 3), (a,))

@@ -9,11 +9,10 @@ from tinygrad_mlp.jit import TinyJit
 from tinygrad_mlp.train import make_step
 
 
-def _setup(device, seed=0):
+def _setup(device, seed=0, make_opt=lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9)):
     Tensor.manual_seed(seed)
     model = nn.MLP([20, 32, 32, 10], init_scale=0.1).to(device)
-    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    return model, opt
+    return model, make_opt(model.parameters())
 
 
 def _batches(device, n=6, batch=16):
@@ -277,3 +276,50 @@ def test_jit_falls_back_to_eager_when_capture_fails(fake_cupy):
     with pytest.warns(RuntimeWarning, match="capture failed, running eagerly.*capturing"):
         assert list(jitted(x).a) == [2.0]  # the failed call is redone eagerly
     assert list(jitted(fake_cupy.ndarray([5.0])).a) == [6.0] and len(calls) == 4
+
+
+def test_adam_is_captured_only_when_capturable():
+    # Host step counts would freeze in a replayed graph: make_step wraps only capturable Adam.
+    model, opt = _setup("cpu", make_opt=lambda ps: optim.Adam(ps))
+    assert not isinstance(make_step(model, opt), TinyJit)
+    model, opt = _setup("cpu", make_opt=lambda ps: optim.Adam(ps, capturable=True))
+    assert isinstance(make_step(model, opt), TinyJit)
+
+
+@pytest.mark.gpu
+def test_capturable_adam_replays_equal_eager_adam_and_follow_lr_changes():
+    # The step counts and bias corrections are device work inside the graph: every replay
+    # advances them, as eager Adam (host counts) does; lr lives in device memory.
+    (m1, o1) = _setup("gpu", make_opt=lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.01))
+    (m2, o2) = _setup("gpu", make_opt=lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.01,
+                                                             capturable=True))
+    eager, jitted = make_step(m1, o1, jit=False), make_step(m2, o2)
+    for i, (x, y) in enumerate(_batches("gpu", n=8)):
+        if i == 5:
+            o1.lr = o2.lr = 0.003
+        want, _ = eager(x, y)
+        got, _ = jitted(x, y)
+        np.testing.assert_allclose(float(got), float(want), rtol=1e-4)
+    assert len(jitted.captures) == 1 and next(iter(jitted.captures.values())).graph is not None
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(o2.state_dict()["param_step.0"], [8] * 6)
+
+
+def test_adam_step_counts_survive_state_dict_between_capturable_and_not(device):
+    # A checkpoint written by either kind of Adam restores into the other, counts included.
+    import tinygrad_mlp.device as dev
+
+    model, opt = _setup(device, make_opt=lambda ps: optim.Adam(ps, capturable=True))
+    step = make_step(model, opt, jit=False)
+    x, y = _batches(device, n=1)[0]
+    for _ in range(3):
+        step(x, y)
+    state = opt.state_dict()
+    np.testing.assert_array_equal(state["param_step.0"], [3] * 6)
+    host = optim.Adam(model.parameters()).load_state_dict(state)
+    np.testing.assert_array_equal(host.param_steps, [3] * 6)
+    again = optim.Adam(model.parameters(), capturable=True).load_state_dict(host.state_dict())
+    assert [float(dev.to_device(s, "cpu")) for s in again.device_steps] == [3.0] * 6
+    with pytest.raises(ValueError, match="param_step.0"):
+        again.load_state_dict({**state, "param_step.0": np.zeros(2)})

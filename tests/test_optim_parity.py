@@ -21,6 +21,9 @@ OPTIMIZERS = {
                                                 weight_decay=0.05),
                           lambda ps: torch.optim.Adam(ps, lr=1e-2, betas=(0.8, 0.99), eps=1e-6,
                                                       weight_decay=0.05)),
+    # step counts on the device (torch allows capturable only on accelerators: same math)
+    "adam_capturable": (lambda ps: optim.Adam(ps, lr=1e-2, weight_decay=0.05, capturable=True),
+                        lambda ps: torch.optim.Adam(ps, lr=1e-2, weight_decay=0.05)),
 }
 SIZES, STEPS, BATCH = [12, 16, 16, 5], 50, 32
 

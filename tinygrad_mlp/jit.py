@@ -17,7 +17,9 @@ Rules (the graph cannot change after capture; tests/test_jit.py documents each):
 - Inside the step: no host sync (``.item()``, ``float(x)``, printing values), no host-to-device
   copies, no ``cupy.random``. Learning rates of ``optim.SGD`` live in device memory, so changing
   ``optimizer.lr`` needs no re-capture; Adam's step counts (one per parameter) are host numbers
-  and would be frozen, so ``train.make_step`` captures only optimizers marked ``capturable`` (SGD).
+  and would be frozen unless it is built with ``capturable=True`` (counts, bias corrections and
+  lr on the device), so ``train.make_step`` captures only optimizers whose ``capturable`` is
+  true (SGD, and Adam built so).
 - GEMMs run through our own cuBLAS handle while capturing (:mod:`tinygrad_mlp.cublas`), since
   CuPy refuses cuBLAS calls during stream capture.
 """

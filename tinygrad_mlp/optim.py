@@ -225,33 +225,56 @@ class Adam(Optimizer):
     """Adam as ``torch.optim.Adam`` (L2 ``weight_decay`` added to the gradient, no amsgrad).
 
     Each parameter counts its own steps (torch's ``state['step']``): one that got no gradient in
-    a step is skipped and later bias-corrected for the steps it took. The counts are host
-    integers, so a step captured by ``TinyJit`` replays with the counts frozen at capture.
+    a step is skipped and later bias-corrected for the steps it took. By default the counts are
+    host integers, so a step captured by ``TinyJit`` would replay with them frozen: such an Adam
+    is not ``capturable``. With ``capturable=True`` (as torch's), each count is a 0-d array on its
+    parameter's device, counted and turned into the bias corrections by device work, and the
+    learning rate is read from device memory, so a captured step replays correctly.
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *,
+                 capturable=False):
         super().__init__(params, lr)
         _check("Adam: beta1", betas[0], high=1.0)
         _check("Adam: beta2", betas[1], high=1.0)
         _check("Adam: eps", eps)
         _check("Adam: weight_decay", weight_decay)
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        self.capturable = bool(capturable)
         self.exp_avg = [_dev.module_of(p.data).zeros_like(p.data) for p in self.params]
         self.exp_avg_sq = [_dev.module_of(p.data).zeros_like(p.data) for p in self.params]
         self.param_steps = np.zeros(len(self.params), np.int64)  # steps taken, per parameter
+        # capturable: the same counts on the device, in the parameter's dtype (exact to 2**24
+        # steps in float32, as torch's float32 step tensor)
+        self.device_steps = ([_dev.module_of(p.data).zeros((), p.dtype) for p in self.params]
+                             if self.capturable else None)
 
     def _buffers(self):
-        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq,
-                "param_step": [self.param_steps]}
+        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        steps = self.param_steps
+        if self.capturable:  # one host read per parameter, outside any capture
+            steps = np.array([int(_dev.to_device(s, "cpu")) for s in self.device_steps])
+        state["param_step.0"] = steps.copy()
+        return state
 
     def load_state_dict(self, state: dict):
-        if "param_step.0" not in state:  # saved before per-parameter counts: all took every step
-            state = {**state, "param_step.0": np.full(len(self.params), int(state["step"]))}
-        return super().load_state_dict(state)
+        steps = state.get("param_step.0")
+        if steps is None:  # saved before per-parameter counts: every parameter took every step
+            steps = np.full(len(self.params), int(state["step"]))
+        if np.shape(steps) != (len(self.params),):
+            raise ValueError(f"optimizer state 'param_step.0' has shape {np.shape(steps)} "
+                             f"(expected ({len(self.params)},))")
+        super().load_state_dict(state)
+        self.param_steps[...] = np.asarray(steps, np.int64)
+        if self.capturable:
+            for s, n in zip(self.device_steps, self.param_steps):
+                s.fill(n)
+        return self
 
     def _update(self, i, p, t):
-        self.param_steps[i] += 1
-        t = int(self.param_steps[i])
         beta1, beta2 = self.betas
         m, v = self.exp_avg[i], self.exp_avg_sq[i]
         xp, cast = _dev.module_of(p.data), p.dtype.type
@@ -260,6 +283,16 @@ class Adam(Optimizer):
         m += cast(1 - beta1) * g
         v *= cast(beta2)
         v += cast(1 - beta2) * g * g
+        if self.capturable:  # every number below is device work: a replay recomputes it
+            step = self.device_steps[i]
+            step += 1
+            # The order of PyTorch's capturable _single_tensor_adam.
+            step_size = self._lr_for(p) / (1 - xp.power(cast(beta1), step))
+            denom = xp.sqrt(v) / xp.sqrt(1 - xp.power(cast(beta2), step)) + cast(self.eps)
+            p.data -= step_size * (m / denom)
+            return
+        self.param_steps[i] += 1
+        t = int(self.param_steps[i])
         # The order of PyTorch's _single_tensor_adam: denom = sqrt(v) / sqrt(bc2) + eps.
         denom = xp.sqrt(v) / cast((1 - beta2 ** t) ** 0.5) + cast(self.eps)
         p.data -= cast(self.lr / (1 - beta1 ** t)) * m / denom

@@ -261,3 +261,44 @@ def test_negating_unsigned_integers_wraps_as_torch():
     np.testing.assert_array_equal(got.numpy(), (-torch.tensor(x)).numpy())
     np.testing.assert_array_equal((-Tensor(np.array([-0.0, 2.0], np.float32))).numpy(),
                                   [0.0, -2.0])
+
+
+_CE_OPTIONS = [{"weight": True}, {"ignore_index": -100}, {"ignore_index": 2},
+               {"label_smoothing": 0.1},
+               {"weight": True, "ignore_index": 1, "label_smoothing": 0.2}]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("options, dense", [(o, False) for o in _CE_OPTIONS] + [
+    (o, True) for o in _CE_OPTIONS if "ignore_index" not in o], ids=str)  # torch: indices only
+def test_cross_entropy_weight_ignore_index_label_smoothing_as_torch(options, reduction, dense,
+                                                                   device):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, 7)
+    labels[[1, 4]] = options.get("ignore_index", 0)  # rows to ignore, where that applies
+    kw = dict(options)
+    if kw.pop("weight", False):
+        kw["weight"] = np.array([0.5, 2.0, 1.0, 3.0], np.float32)
+    target = np.eye(4, dtype=np.float32)[labels] * 0.7 + 0.075 if dense else labels
+    t, tt = _pair(x, device=device)
+    out = F.cross_entropy(t, target, reduction=reduction, **kw)
+    tkw = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+    tout = torch.nn.functional.cross_entropy(tt, torch.from_numpy(target), reduction=reduction,
+                                             **tkw)
+    assert out.shape == tuple(tout.shape)
+    _close(out, tout, f"loss {options}")
+    up = rng.standard_normal(tout.shape).astype(np.float32)
+    out.backward(up)
+    tout.backward(torch.from_numpy(up))
+    _close(t.grad, tt.grad, f"dlogits {options}")
+
+
+def test_cross_entropy_option_errors_are_named():
+    x = Tensor(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"weight shape \(2,\) does not match 3 classes"):
+        F.cross_entropy(x, [0, 1], weight=np.ones(2, np.float32))
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\], got 1.5"):
+        F.cross_entropy(x, [0, 1], label_smoothing=1.5)
+    with pytest.raises(ValueError, match="label -1 is out of range for 3 classes"):
+        F.cross_entropy(x, [-1, -100])  # -100 is ignored (torch's default), -1 is not

@@ -106,8 +106,9 @@ class _SoftmaxCrossEntropy(Function):
         return self.dlogits * g
 
 
-def _labels_of(target, logits: Tensor):
-    """Validate integer class targets and return them as an int array on the logits' device."""
+def _labels_of(target, logits: Tensor, ignore_index: int):
+    """Validate integer class targets and return them as an int array on the logits' device,
+    with whether any equals ``ignore_index``."""
     labels = target.data if isinstance(target, Tensor) else target
     labels = _dev.to_device(labels, logits.device)
     n, classes = logits.shape
@@ -117,48 +118,93 @@ def _labels_of(target, logits: Tensor):
                          f"({n}, {classes}) float probabilities, got {labels.dtype})")
     # CuPy would wrap an out-of-range index silently: check here, before any kernel reads it.
     low, high = (int(v) for v in (labels.min(), labels.max())) if n else (0, 0)
+    ignored = low <= ignore_index <= high and bool((labels == ignore_index).any())
+    if ignored:  # the range check is for the other labels
+        kept = labels[labels != ignore_index]
+        low, high = (int(v) for v in (kept.min(), kept.max())) if kept.size else (0, 0)
     if low < 0 or high >= classes:
         bad = low if low < 0 else high
         raise ValueError(f"cross_entropy: label {bad} is out of range for {classes} classes")
-    return labels
+    return labels, ignored
 
 
-def cross_entropy(logits: Tensor, target, *, reduction: str = "mean", fused: bool | None = None,
-                  check_labels: bool = True, return_correct: bool = False):
+def cross_entropy(logits: Tensor, target, *, weight: Tensor | None = None, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0,
+                  fused: bool | None = None, check_labels: bool = True,
+                  return_correct: bool = False):
     """Softmax cross-entropy of ``logits`` (N, C) against ``target``, as torch's.
 
     ``target`` is either integer class indices (N,) or one-hot / probability rows (N, C) (float).
-    ``reduction``: "mean" (the default), "sum", or "none" for the (N,) per-row losses; only
-    "mean" has a fused kernel, the others run the reference path.
-    With ``return_correct=True`` also returns the number of rows whose argmax matches the target,
-    as a 0-d array on the device (no host sync). ``check_labels=False`` skips the range check of
-    integer labels (one device-to-host sync on the GPU) for labels already validated once.
+    ``weight`` (C,): a rescaling weight per class; ``ignore_index``: rows whose label equals it
+    count for nothing (class-index targets; -100 by default, as torch); ``label_smoothing`` in
+    [0, 1]: the target mixed with the uniform distribution. ``reduction``: "mean" (the default;
+    with ``weight``, a weighted mean, as torch), "sum", or "none" for the (N,) per-row losses.
+    Only the plain mean of class-index targets has a fused kernel; the rest runs the reference
+    path. With ``return_correct=True`` also returns the number of rows whose argmax matches the
+    target, as a 0-d array on the device (no host sync). ``check_labels=False`` skips the range
+    check of integer labels (one device-to-host sync on the GPU) for labels already validated
+    once (none of them equal to ``ignore_index``).
     """
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', "
                          f"got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if weight is not None:
+        weight = weight if isinstance(weight, Tensor) else Tensor(weight, device=logits.device)
+        if weight.shape != (logits.shape[1],):
+            raise ValueError(f"cross_entropy: weight shape {weight.shape} does not match "
+                             f"{logits.shape[1]} classes")
+        weight = Tensor._wrap(weight.data.astype(logits.dtype, copy=False), logits.device)
     target_data = target.data if isinstance(target, Tensor) else target
     if not hasattr(target_data, "dtype"):  # a list or tuple of labels
         target_data = np.asarray(target_data)
     kind = np.dtype(target_data.dtype).kind
     if kind == "f":
-        return _cross_entropy_dense(logits, Tensor(target_data, device=logits.device,
-                                                   dtype=logits.dtype), return_correct, reduction)
+        target = Tensor(target_data, device=logits.device, dtype=logits.dtype)
+        return _cross_entropy_dense(logits, target, weight, label_smoothing, reduction,
+                                    return_correct)
     if kind not in "iu":
         raise TypeError(f"cross_entropy: target must be integer class indices or float (N, C) "
                         f"probabilities, got dtype {target_data.dtype}")
+    ignored = False
     if check_labels:
-        labels = _labels_of(target_data, logits)
+        labels, ignored = _labels_of(target_data, logits, ignore_index)
     else:
         labels = _dev.to_device(target_data, logits.device)
-    if use_fused(fused) and reduction == "mean":
+    plain = weight is None and not ignored and not label_smoothing and reduction == "mean"
+    if use_fused(fused) and plain:
         correct = []
         loss = _SoftmaxCrossEntropy.apply(logits, labels=labels, correct_out=correct)
         return (loss, correct[0]) if return_correct else loss
-    loss = _reduce(-_PickLabels.apply(logits.log_softmax(axis=1), labels=labels), reduction)
+    if plain:
+        loss = -_PickLabels.apply(logits.log_softmax(axis=1), labels=labels).mean()
+    else:
+        loss = _cross_entropy_indices(logits, labels, weight, ignore_index, label_smoothing,
+                                      reduction)
     return (loss, _count_correct(logits.data, labels)) if return_correct else loss
+
+
+def _cross_entropy_indices(logits, labels, weight, ignore_index, smoothing, reduction):
+    """torch's cross_entropy of class indices with weight / ignore_index / label smoothing."""
+    xp = _dev.module_of(logits.data)
+    logp = logits.log_softmax(axis=1)
+    kept = labels != ignore_index
+    safe = xp.where(kept, labels, 0)  # ignored rows pick class 0, then weigh nothing
+    # each row's weight: its class's weight (1 without one), 0 where ignored; a constant
+    row_w = (weight.data[safe] if weight is not None else xp.ones(len(labels), logits.dtype))
+    row_w = Tensor._wrap(row_w * kept, logits.device)
+    rows = -_PickLabels.apply(logp, labels=safe) * row_w
+    if smoothing:
+        per_class = logp * weight if weight is not None else logp
+        smooth = -per_class.sum(axis=1) * Tensor._wrap(kept.astype(logits.dtype), logits.device)
+        rows = rows * (1 - smoothing) + smooth * (smoothing / logits.shape[1])
+    if reduction == "none":
+        return rows
+    total = rows.sum()
+    return total / row_w.sum() if reduction == "mean" else total  # torch: the weighted mean
 
 
 class _PickLabels(Function):
@@ -179,11 +225,16 @@ def _reduce(rows: Tensor, reduction: str) -> Tensor:
     return rows.mean() if reduction == "mean" else rows.sum() if reduction == "sum" else rows
 
 
-def _cross_entropy_dense(logits: Tensor, target: Tensor, return_correct: bool, reduction: str):
+def _cross_entropy_dense(logits, target, weight, smoothing, reduction, return_correct):
     if target.shape != logits.shape:
         raise ValueError(f"cross_entropy: target shape {target.shape} does not match logits "
                          f"{logits.shape}")
-    loss = _reduce(-(logits.log_softmax(axis=1) * target).sum(axis=1), reduction)
+    if smoothing:  # torch mixes probability targets with the uniform distribution
+        target = target * (1 - smoothing) + smoothing / logits.shape[1]
+    per_class = logits.log_softmax(axis=1) * target
+    if weight is not None:
+        per_class = per_class * weight
+    loss = _reduce(-per_class.sum(axis=1), reduction)  # mean over rows even with weight, as torch
     if not return_correct:
         return loss
     return loss, _count_correct(logits.data, target.data.argmax(axis=1))

@@ -808,6 +808,7 @@ class Clamp(Function):
         xp = _dev.module_of(a)
         self.save_for_backward(a)
         self.low, self.high = low, high
+        # torch's min(max(x, low), high): NaN stays NaN, and low > high gives high everywhere.
         out = a if low is None else xp.maximum(a, low)
         return out if high is None else xp.minimum(out, high)
 
@@ -876,9 +877,8 @@ class Cat(Function):
         return _dev.module_of(arrays[0]).concatenate(arrays, axis=axis)
 
     def backward(self, g):
-        lead = (slice(None),) * self.axis
-        # Copies: each input's gradient is its own array, never a view into another's.
-        return tuple(g[lead + (slice(start, end),)].copy() if need else None
+        lead = (slice(None),) * self.axis  # each input's slice: disjoint views, as torch's
+        return tuple(g[lead + (slice(start, end),)] if need else None
                      for start, end, need in zip(self.bounds, self.bounds[1:],
                                                  self.needs_input_grad))
 

@@ -228,6 +228,8 @@ def test_cat_and_stack_errors():
             join(a)
         with pytest.raises(TypeError, match="list or tuple of Tensors"):
             join([a, A])
+        with pytest.raises(TypeError, match="list or tuple of Tensors"):
+            join(t for t in (a, a))
     with pytest.raises(ValueError, match=r"cat: shapes \(2, 3\) \(tensor 0\) and \(4, 3\) "
                                          r"\(tensor 1\) differ outside dim 1"):
         tinygrad_mlp.cat([a, b], 1)

@@ -595,7 +595,7 @@ class Tensor:
     def _joinable(op, tensors) -> list:
         """cat/stack's inputs checked (a non-empty sequence of tensors on one device) and cast
         to their common dtype."""
-        if isinstance(tensors, Tensor) or not all(isinstance(t, Tensor) for t in tensors):
+        if not (isinstance(tensors, (list, tuple)) and all(isinstance(t, Tensor) for t in tensors)):
             raise TypeError(f"{op}: expected a list or tuple of Tensors, got {tensors!r:.80}")
         if not tensors:
             raise ValueError(f"{op}: expected a non-empty list of tensors")

@@ -11,8 +11,10 @@ import tinygrad_mlp.tensor
 # profiler's hook 4, and what a torch user reaches for (comparisons, in-place updates under
 # no_grad, permute, flatten's end_dim, iteration) 30, and torch parity (min, argmax, dim=/keepdim=,
 # flatten's range checks, separate .grad arrays per leaf, shape errors of comparisons, a Min op
-# named as such in profiles and graphs) 28. Grow it on purpose, never by packing code onto one line.
-CODE_LINE_BUDGET = 533
+# named as such in profiles and graphs) 28, and the rest of what a torch user expects (abs, sqrt,
+# clamp, view, squeeze, unsqueeze, expand, cat, stack, tolist, size, numel, requires_grad_: five
+# primitives and torch's errors) 123. Grow it on purpose, never by packing code onto one line.
+CODE_LINE_BUDGET = 656
 
 
 def code_lines(path):

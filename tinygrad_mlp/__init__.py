@@ -5,6 +5,8 @@ from .gradcheck import GradcheckError, gradcheck
 from .profiler import profile
 from .tensor import Function, Tensor, no_grad
 
+cat, stack = Tensor.cat, Tensor.stack  # torch.cat / torch.stack
+
 __version__ = "0.1.0"  # the one source: setup.cfg reads it
-__all__ = ["Tensor", "Function", "no_grad", "gradcheck", "GradcheckError", "nn", "optim",
-           "functional", "profile", "viz"]
+__all__ = ["Tensor", "Function", "no_grad", "cat", "stack", "gradcheck", "GradcheckError", "nn",
+           "optim", "functional", "profile", "viz"]

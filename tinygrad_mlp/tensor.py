@@ -7,6 +7,7 @@ everything else (mean, softmax, flatten, reflected operators) is composed once f
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import operator
 import weakref
@@ -218,9 +219,19 @@ class Tensor:
     def T(self):
         return self.transpose()  # all axes reversed (numpy's and torch's .T)
 
+    def size(self, dim=None):
+        """The shape as a tuple (torch's ``torch.Size``), or the length of axis `dim`."""
+        if dim is not None and not -self.ndim <= dim < self.ndim:
+            raise ValueError(f"size: dim {dim} is out of range for shape {self.shape}")
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self) -> int: return self.data.size
+
     def numpy(self) -> np.ndarray:
         """A host NumPy array (a copy from the GPU; the array itself on the CPU)."""
         return _dev.to_device(self.data, "cpu")
+
+    def tolist(self): return self.data.tolist()  # nested lists; a 0-d tensor: a scalar
 
     def item(self):
         if self.data.size != 1:
@@ -334,6 +345,16 @@ class Tensor:
             g = g.astype(self.data.dtype)
         self.grad = Tensor._wrap(g if self.grad is None else self.grad.data + g, self.device)
 
+    def requires_grad_(self, requires_grad=True) -> Tensor:
+        """Set `requires_grad` in place and return self, as torch: floating-point tensors only,
+        and only a leaf may stop requiring grad (detach() a result instead)."""
+        if not requires_grad and not self.is_leaf:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor: only leaves can "
+                               "change it; use .detach() for a tensor outside the graph")
+        _dtypes.check(self.data.dtype, requires_grad)
+        self.requires_grad = requires_grad
+        return self
+
     def retain_grad(self):
         """Let this non-leaf tensor keep its gradient in `.grad` on backward(), as in torch."""
         if not self.requires_grad:
@@ -443,6 +464,27 @@ class Tensor:
     def relu(self): return ReLU.apply(self)
     def sigmoid(self): return Sigmoid.apply(self._floating())
     def tanh(self): return Tanh.apply(self._floating())
+    def sqrt(self): return Sqrt.apply(self._floating())
+    def __abs__(self): return self.abs()
+
+    def abs(self):
+        if self.data.dtype.kind == "b":
+            raise TypeError("abs() of a bool tensor is not implemented (as in torch)")
+        return Abs.apply(self)
+
+    def clamp(self, min=None, max=None):
+        """Limit values to [min, max] (scalar bounds, either may be None); the gradient passes
+        where min <= x <= max, bounds included, as torch. A float bound makes integers float32."""
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min and max must be given")
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            raise TypeError("clamp: min and max must be Python or NumPy scalars, not tensors")
+        dtype = functools.reduce(_dtypes.of_scalar, (b for b in (min, max) if b is not None),
+                                 self.data.dtype)
+        low, high = (None if b is None else dtype.type(b) for b in (min, max))
+        return Clamp.apply(self.cast(dtype), low=low, high=high)
+
+    clip = clamp
 
     # ---- reductions ---------------------------------------------------------------------
     def _axes(self, axis):
@@ -495,6 +537,74 @@ class Tensor:
         except ValueError:
             raise ValueError(f"reshape: cannot reshape {self.shape} into {shape}") from None
         return Reshape.apply(self, shape=new_shape)
+
+    def view(self, *shape):
+        """:meth:`reshape` under torch's name (it never fails for strides: there are none)."""
+        return self.reshape(*shape)
+
+    def squeeze(self, dim=None):
+        """Drop axes of length 1: all of them, or those of `dim` (an int or a tuple) that are 1."""
+        axes = self._axes(dim)
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if n != 1 or i not in axes))
+
+    def unsqueeze(self, dim):
+        """Insert an axis of length 1 at `dim` (a negative dim counts as ``dim + ndim + 1``)."""
+        if not -self.ndim - 1 <= dim <= self.ndim:
+            raise ValueError(f"dim {dim} is out of range for a new axis in shape {self.shape}")
+        dim %= self.ndim + 1
+        return self.reshape(*self.shape[:dim], 1, *self.shape[dim:])
+
+    def expand(self, *sizes):
+        """Broadcast to `sizes` without copying: -1 keeps an axis, new axes may lead, as torch."""
+        sizes = Tensor._shape(sizes)
+        lead = len(sizes) - self.ndim
+        shape = tuple(self.shape[i - lead] if s == -1 and i >= lead else s
+                      for i, s in enumerate(sizes))
+        if (lead < 0 or min(shape, default=0) < 0
+                or any(n not in (1, s) for n, s in zip(self.shape, shape[lead:]))):
+            raise ValueError(f"expand: cannot expand shape {self.shape} to {sizes}")
+        return Expand.apply(self, shape=shape)
+
+    @staticmethod
+    def cat(tensors, dim=0) -> Tensor:
+        """Join tensors along their axis `dim` (as ``torch.cat``); the other axes must match.
+        Mixed dtypes promote as in arithmetic; each input gets its slice of the gradient."""
+        tensors = Tensor._joinable("cat", tensors)
+        first = tensors[0]
+        if first.ndim == 0:
+            raise ValueError("cat: 0-d tensors cannot be concatenated (stack them instead)")
+        axis = first._axes(dim)[0]
+        for i, t in enumerate(tensors):
+            if t.ndim != first.ndim or any(t.shape[k] != first.shape[k]
+                                           for k in range(t.ndim) if k != axis):
+                raise ValueError(f"cat: shapes {first.shape} (tensor 0) and {t.shape} (tensor {i})"
+                                 f" differ outside dim {dim}")
+        return Cat.apply(*tensors, axis=axis)
+
+    @staticmethod
+    def stack(tensors, dim=0) -> Tensor:
+        """Join equal-shaped tensors along a new axis `dim` (as ``torch.stack``)."""
+        tensors = Tensor._joinable("stack", tensors)
+        for i, t in enumerate(tensors):
+            if t.shape != tensors[0].shape:
+                raise ValueError(f"stack: shapes {tensors[0].shape} (tensor 0) and {t.shape} "
+                                 f"(tensor {i}) differ; stack needs equal shapes")
+        return Tensor.cat([t.unsqueeze(dim) for t in tensors], dim)
+
+    @staticmethod
+    def _joinable(op, tensors) -> list:
+        """cat/stack's inputs checked (a non-empty sequence of tensors on one device) and cast
+        to their common dtype."""
+        if not (isinstance(tensors, (list, tuple)) and all(isinstance(t, Tensor) for t in tensors)):
+            raise TypeError(f"{op}: expected a list or tuple of Tensors, got {tensors!r:.80}")
+        if not tensors:
+            raise ValueError(f"{op}: expected a non-empty list of tensors")
+        devices = sorted({t.device for t in tensors})
+        if len(devices) > 1:
+            raise RuntimeError(f"{op}: tensors are on different devices: {' and '.join(devices)}")
+        dtype = functools.reduce(lambda d, t: _dtypes.result(d, False, t.dtype, False), tensors,
+                                 tensors[0].dtype)
+        return [t.cast(dtype) for t in tensors]
 
     def flatten(self, start_dim=0, end_dim=-1):
         start, end = (self._axes(d)[0] if self.ndim else 0 for d in (start_dim, end_dim))
@@ -672,6 +782,43 @@ class Tanh(Function):
         return g * (1 - t * t)
 
 
+class Sqrt(Function):
+    def forward(self, a):
+        out = _dev.module_of(a).sqrt(a)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        with np.errstate(divide="ignore", invalid="ignore"):  # inf (0 / 0: nan) at 0, as torch
+            return g / (2 * self.saved_tensors[0])
+
+
+class Abs(Function):
+    def forward(self, a):
+        self.save_for_backward(a)
+        return _dev.module_of(a).abs(a)
+
+    def backward(self, g):
+        (a,) = self.saved_tensors
+        return g * _dev.module_of(a).sign(a)  # torch's sign(x) * g: 0 at x == 0
+
+
+class Clamp(Function):
+    def forward(self, a, low, high):
+        xp = _dev.module_of(a)
+        self.save_for_backward(a)
+        self.low, self.high = low, high
+        # torch's min(max(x, low), high): NaN stays NaN, and low > high gives high everywhere.
+        out = a if low is None else xp.maximum(a, low)
+        return out if high is None else xp.minimum(out, high)
+
+    def backward(self, g):
+        (a,) = self.saved_tensors
+        # torch's mask: bounds included, NaN inputs pass no gradient.
+        keep_low = True if self.low is None else a >= self.low
+        return g * (keep_low & (True if self.high is None else a <= self.high))
+
+
 class Sum(Function):
     def forward(self, a, axis, keepdims):
         self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
@@ -713,6 +860,27 @@ class Reshape(Function):
 
     def backward(self, g):
         return g.reshape(self.in_shape)
+
+
+class Expand(Function):
+    def forward(self, a, shape):
+        self.in_shape = a.shape
+        return _dev.module_of(a).broadcast_to(a, shape)  # a read-only view, as torch's expand
+
+    def backward(self, g):
+        return unbroadcast(g, self.in_shape)
+
+
+class Cat(Function):
+    def forward(self, *arrays, axis):
+        self.axis, self.bounds = axis, np.cumsum([0] + [a.shape[axis] for a in arrays]).tolist()
+        return _dev.module_of(arrays[0]).concatenate(arrays, axis=axis)
+
+    def backward(self, g):
+        lead = (slice(None),) * self.axis  # each input's slice: disjoint views, as torch's
+        return tuple(g[lead + (slice(start, end),)] if need else None
+                     for start, end, need in zip(self.bounds, self.bounds[1:],
+                                                 self.needs_input_grad))
 
 
 class Transpose(Function):

@@ -20,6 +20,7 @@ import os
 import platform
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -49,6 +50,7 @@ DEFAULT_EPOCHS = 30
 DEFAULT_LR = {"sgd": 0.5, "adam": 1e-3}
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT, 128 + SIGPIPE, as a shell reports
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+FUSED_ENV = "TINYGRAD_MLP_FUSED"  # read by functional.use_fused: 0, false or no turn fusion off
 
 
 class TrainingDiverged(RuntimeError):
@@ -290,17 +292,31 @@ def version_text() -> str:
     return f"tinygrad_mlp {__version__} from {folder} (Python {platform.python_version()})"
 
 
+def _path_kind(parser, flag, path) -> str:
+    """"file", "folder", "other" (a device, pipe or socket) or "missing"; exit 2 naming `flag` when
+    `path` cannot even be looked up (a name too long, a folder that cannot be searched)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError as e:
+        parser.error(f"{flag} {path}: {e.strerror or e}")
+    return "file" if stat.S_ISREG(mode) else "folder" if stat.S_ISDIR(mode) else "other"
+
+
 def _check_output(parser, flag, path):
     """Exit 2 now, before any data is loaded, when `path` cannot be written."""
     target = Path(path)
-    if not path or target.is_dir():
+    kind = _path_kind(parser, flag, path)
+    if kind == "folder" or path.endswith(("/", os.sep)):
         parser.error(f"{flag} {path!r}: is a folder, not a file name")
-    if target.exists() and not target.is_file():  # renaming over /dev/null would replace it
+    if kind == "other":  # renaming over /dev/null would replace it
         parser.error(f"{flag} {path}: not a regular file (a device, pipe or socket); outputs are "
                      "written to a temporary file and renamed into place: give a file name")
     folder = target.parent
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
+    folder_kind = _path_kind(parser, flag, folder)
+    if folder_kind != "folder":
+        what = "does not exist" if folder_kind == "missing" else "is not a folder"
         parser.error(f"{flag} {path}: the folder {folder} {what}")
     try:  # a probe beside the target, as atomic_open writes it: the one sure test of writability
         fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe.tmp", dir=folder)
@@ -329,11 +345,18 @@ def parse_args(argv=None):
             import matplotlib  # noqa: F401
         except ImportError:
             parser.error("--plot needs matplotlib: pip install 'tinygrad_mlp[plot]'")
-    if args.data_dir == "":  # not the current folder, as Path("") would read it
-        parser.error("--data-dir: an empty path; give a folder, or leave the flag out")
-    if args.resume and not Path(args.resume).is_file():
-        what = ("a folder, not a checkpoint" if Path(args.resume).is_dir() else
-                "not a regular file" if Path(args.resume).exists() else "no such file")
+    for flag in ("data_dir", "resume", "save", "metrics_json", "plot", "dump_graph"):
+        if getattr(args, flag) == "":  # an unset shell variable: not the current folder, nor off
+            parser.error(f"--{flag.replace('_', '-')}: an empty path; give a "
+                         f"{'folder' if flag == 'data_dir' else 'file'}, or leave the flag out")
+    fused_env = os.environ.get(FUSED_ENV, "")
+    if fused_env.strip().lower() not in ("", "0", "1", "false", "true", "no", "yes"):
+        parser.error(f"{FUSED_ENV}={fused_env!r}: expected 0 (the unfused ops, as --no-fused) "
+                     "or 1 (fused)")
+    kind = _path_kind(parser, "--resume", args.resume) if args.resume else "file"
+    if kind != "file":
+        what = {"folder": "a folder, not a checkpoint", "other": "not a regular file",
+                "missing": "no such file"}[kind]
         parser.error(f"--resume: {what}: {args.resume}")
     if args.optimizer == "adam" and args.momentum:
         parser.error(f"--momentum {args.momentum:g} applies to --optimizer sgd only (Adam keeps "
@@ -546,6 +569,8 @@ def divergence_hint(config) -> str:
     if config["init_scale"] > 0.1:
         hints.append(f"a smaller --init-scale (now {config['init_scale']:g}; the reference "
                      f"uses {DEFAULTS['init_scale']:g})")
+    if config["momentum"] >= 1:  # the velocity then grows without bound: the flag is to blame
+        hints.append(f"a --momentum below 1 (now {config['momentum']:g})")
     if config["lr"] > DEFAULT_LR[config["optimizer"]] or not hints:
         hints.append(f"a smaller --lr (now {config['lr']:g}; the default for "
                      f"{config['optimizer']} is {DEFAULT_LR[config['optimizer']]:g})")
@@ -671,6 +696,10 @@ def _train(args, run: RunRecord) -> int:
         ds = data.load_mnist(config["dataset"], args.data_dir, log=log)
     except (data.DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a cache or data folder that cannot be read or written
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: cannot load {config['dataset']}: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     x_train, y_train, x_test, y_test = to_device_dataset(ds, args.device)
     if args.dry_run:

@@ -145,3 +145,13 @@ def test_momentum_above_one_is_named_when_the_run_diverges(capsys):
     code, _, err = run(capsys, "--epochs", "1", "--hidden", "8", "--momentum", "1e300")
     assert code == 3 and "Traceback" not in err
     assert "try a --momentum below 1 (now 1e+300)" in err, err
+
+
+@pytest.mark.usefixtures("small_mnist")
+def test_weights_broken_by_the_last_step_are_a_divergence(capsys, tmp_path):
+    ckpt = tmp_path / "ck.npz"  # the training losses were finite: each is taken before its step
+    code, lines, err = run(capsys, "--dry-run", "--hidden", "8", "--optimizer", "adam", "--lr",
+                           "1e30", "--save", str(ckpt))
+    assert code == 3 and lines == [] and "Traceback" not in err
+    assert "training diverged in epoch 1: test loss became nan after the last step" in err, err
+    assert not ckpt.exists()  # no broken weights saved

@@ -770,6 +770,8 @@ def _train(args, run: RunRecord) -> int:
                     step=make_step(model, optimizer, jit=False, fused=fused, world=world)
                     if profiling else step)
                 test_loss, test_acc = evaluate(model, x_test, y_test, 128, fused, world)
+            if not math.isfinite(test_loss):  # the epoch's last step broke the weights
+                raise TrainingDiverged(f"test loss became {test_loss} after the last step")
         except TrainingDiverged as e:
             print(f"error: training diverged in epoch {epoch}: {e}; {divergence_hint(config)}",
                   file=sys.stderr)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from test_data import closed_port_url
 from test_train import run, small_mnist  # noqa: F401  (small_mnist: a fixture)
-from test_train_robust import exit_code, no_data
+from test_train_robust import exit_code, no_data, start
 
 from tinygrad_mlp import data
 
@@ -155,3 +155,14 @@ def test_weights_broken_by_the_last_step_are_a_divergence(capsys, tmp_path):
     assert code == 3 and lines == [] and "Traceback" not in err
     assert "training diverged in epoch 1: test loss became nan after the last step" in err, err
     assert not ckpt.exists()  # no broken weights saved
+
+
+# ---- stdout closed before the run starts ----------------------------------------------------
+def test_stdout_closed_from_the_start_stops_as_a_closed_pipe(tmp_path):
+    metrics = tmp_path / "m.json"  # `>&-`: Python sets sys.stdout to None and print() drops
+    proc = start("--metrics-json", str(metrics), "--epochs", "3", stdout=None,
+                 preexec_fn=lambda: os.close(1))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141 and err == ""
+    record = json.loads(metrics.read_text())
+    assert record["status"] == "stopped: stdout closed" and len(record["epochs"]) == 1

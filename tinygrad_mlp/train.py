@@ -543,6 +543,8 @@ def _train(args, run: RunRecord) -> int:
                 return 1
             run.saved = (args.save, epoch)
         if world is None or world.rank == 0:
+            if sys.stdout is None:  # started with stdout closed (`>&-`): print() would drop it
+                raise BrokenPipeError
             try:
                 print(LOG_FORMAT.format(train_loss, test_loss, train_acc, test_acc, epoch,
                                         elapsed), flush=True)

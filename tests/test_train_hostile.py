@@ -6,6 +6,7 @@ a documented exit status, never a traceback.
 import errno
 import json
 import os
+import signal
 import tempfile
 
 import numpy as np
@@ -14,7 +15,7 @@ from test_data import closed_port_url
 from test_train import run, small_mnist  # noqa: F401  (small_mnist: a fixture)
 from test_train_robust import exit_code, no_data, start
 
-from tinygrad_mlp import data
+from tinygrad_mlp import checkpoint, data
 
 TOO_LONG = "a" * 300  # one name past NAME_MAX: stat fails with ENAMETOOLONG, even for root
 
@@ -166,3 +167,22 @@ def test_stdout_closed_from_the_start_stops_as_a_closed_pipe(tmp_path):
     assert proc.returncode == 141 and err == ""
     record = json.loads(metrics.read_text())
     assert record["status"] == "stopped: stdout closed" and len(record["epochs"]) == 1
+
+
+# ---- Ctrl-C right after a checkpoint was written ---------------------------------------------
+@pytest.mark.usefixtures("small_mnist")
+def test_ctrl_c_just_after_a_save_names_the_epoch_the_file_holds(capsys, tmp_path, monkeypatch):
+    real_save = checkpoint.save
+
+    def save_then_ctrl_c(path, model, optimizer, epoch, *args):
+        real_save(path, model, optimizer, epoch, *args)
+        if epoch == 2:  # the file now holds epoch 2; the run has not noted it yet
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(checkpoint, "save", save_then_ctrl_c)
+    ckpt = tmp_path / "ck.npz"
+    code, lines, err = run(capsys, "--epochs", "3", "--hidden", "8", "--save", str(ckpt))
+    assert code == 130 and len(lines) == 1 and "Traceback" not in err
+    assert f"the last completed epoch, 2, is saved in {ckpt}" in err, err
+    with np.load(ckpt) as z:
+        assert json.loads(str(z["meta"]))["epoch"] == 2

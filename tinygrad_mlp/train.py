@@ -423,6 +423,29 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Ctrl-C and SIGTERM that arrive inside the block take effect when it ends (a save takes
+    milliseconds), so no interrupt falls between a write and the note of what was written.
+    (Blocking the signals would not do: the kernel hands them to BLAS threads instead.)"""
+    caught = []
+    try:
+        previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
+                    for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread, where signals are handled
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught and callable(previous[caught[0]]):  # KeyboardInterrupt, or Terminated
+            previous[caught[0]](caught[0], None)
+        elif caught and previous[caught[0]] == signal.SIG_DFL:
+            os.kill(os.getpid(), caught[0])
+
+
 def _train(args, run: RunRecord) -> int:
     """The run itself: fills `run` as it goes; returns the exit status."""
     log = (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
@@ -536,12 +559,14 @@ def _train(args, run: RunRecord) -> int:
         run.info["device_pool_peak_bytes"] = pool_peak
         if args.save:  # before the line is printed: a printed epoch is a saved epoch
             try:
-                checkpoint.save(args.save, model, optimizer, epoch, history, shuffle_rng, config)
+                with _interrupts_deferred():  # the file and what the run says it holds agree
+                    checkpoint.save(args.save, model, optimizer, epoch, history, shuffle_rng,
+                                    config)
+                    run.saved = (args.save, epoch)
             except OSError as e:  # checked before the run, so a full disk or a folder gone since
                 print(f"error: cannot save checkpoint {args.save} after epoch {epoch}: "
                       f"{e.strerror or e}", file=sys.stderr)
                 return 1
-            run.saved = (args.save, epoch)
         if world is None or world.rank == 0:
             if sys.stdout is None:  # started with stdout closed (`>&-`): print() would drop it
                 raise BrokenPipeError

@@ -10,6 +10,7 @@ Every way a file can be unreadable ends in one :class:`CheckpointError` line nam
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 import zlib
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .data import atomic_open
+from .data import DATASETS, atomic_open
 
 # The settings that decide the numbers of a run, with the flag that sets each. Older checkpoints
 # may lack some: resolve_config says which, and uses the flag given or the default.
@@ -27,7 +28,41 @@ CONFIG_FLAGS = {
     "batch_size": "--batch-size", "dataset": "--dataset", "sizes": "--hidden",
     "init_scale": "--init-scale", "seed": "--seed", "shuffle": "--shuffle", "fused": "--no-fused",
 }
-_ZIP_MAGIC, _NPY_MAGIC = b"PK", b"\x93NUMPY"
+_ZIP_MAGIC, _NPY_MAGIC = b"PK\x03\x04", b"\x93NUMPY"  # a local file header starts an .npz
+_INT_MAX = 2**31 - 1  # the flags' bound
+
+
+def _integer(low, high=_INT_MAX):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _real(low, inclusive):
+    return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                      and (v >= low if inclusive else v > low))
+
+
+# What each recorded setting may hold: a crafted or damaged value is named here, not met later
+# as a traceback deep inside NumPy.
+_SETTINGS = {
+    "optimizer": (lambda v: v in ("sgd", "adam"), "sgd or adam"),
+    "lr": (_real(0, False), "a finite number > 0"),
+    "momentum": (_real(0, True), "a finite number >= 0"),
+    "nesterov": (lambda v: isinstance(v, bool), "true or false"),
+    "weight_decay": (_real(0, True), "a finite number >= 0"),
+    "batch_size": (_integer(1), "an integer in [1, 2**31 - 1]"),
+    "dataset": (lambda v: v in DATASETS, " or ".join(DATASETS)),
+    "sizes": (lambda v: (isinstance(v, list) and len(v) >= 3 and all(map(_integer(1), v))
+                         and v[0] == 784 and v[-1] == 10),
+              "784, then the hidden sizes (integers >= 1), then 10"),
+    "init_scale": (_real(0, False), "a finite number > 0"),
+    "seed": (_integer(0, math.inf), "an integer >= 0"),
+    "shuffle": (lambda v: isinstance(v, bool), "true or false"),
+    "fused": (lambda v: isinstance(v, bool), "true or false"),
+    "epochs": (_integer(1), "an integer in [1, 2**31 - 1]"),
+    "jit": (lambda v: isinstance(v, bool), "true or false"),
+    "dry_run": (lambda v: isinstance(v, bool), "true or false"),
+}
+_CURVE = ("elapsed_seconds", "train_loss", "test_loss", "train_acc", "test_acc")
 
 
 class CheckpointError(ValueError):
@@ -54,7 +89,7 @@ def read(path) -> tuple[dict, dict]:
 
     Raises :class:`CheckpointError` in one line naming the file and what is wrong: missing,
     empty, not an ``.npz``, a lone ``.npy`` array, truncated or damaged, pickled objects, no or
-    damaged metadata.
+    damaged metadata, a setting or curve that no run could have written.
     """
     try:
         with open(path, "rb") as f:
@@ -92,9 +127,29 @@ def read(path) -> tuple[dict, dict]:
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)} in its metadata "
                               "(written by an older version?); it cannot be resumed")
-    if not isinstance(meta["epoch"], int) or not isinstance(meta["config"], dict):
+    if not _integer(1, _INT_MAX)(meta["epoch"]) or not isinstance(meta["config"], dict):
         raise CheckpointError(f"checkpoint {path} has damaged metadata (epoch or config)")
+    _check_meta(path, meta)
     return meta, arrays
+
+
+def _check_meta(path, meta):
+    """Raise CheckpointError naming the first setting or curve entry that a run cannot use."""
+    config = meta["config"]
+    for key, (valid, expected) in _SETTINGS.items():
+        if key in config and not valid(config[key]):
+            raise CheckpointError(f"checkpoint {path} has a damaged setting: {key} = "
+                                  f"{config[key]!r} (expected {expected})")
+    if config.get("nesterov") and not config.get("momentum"):
+        raise CheckpointError(f"checkpoint {path} has damaged settings: nesterov without "
+                              "momentum")
+    history = meta["history"]
+    good = isinstance(history, list) and all(
+        isinstance(row, dict) and _integer(1)(row.get("epoch"))
+        and all(_real(0, True)(row.get(k)) for k in _CURVE) for row in history)
+    if not good or (history and history[-1]["epoch"] != meta["epoch"]):
+        raise CheckpointError(f"checkpoint {path} has a damaged curve (history): not a list of "
+                              f"epochs 1 to {meta['epoch']} with {', '.join(_CURVE)}")
 
 
 def _show(key, value) -> str:
@@ -137,14 +192,43 @@ def resolve_config(path, saved: dict, requested: dict, defaults: dict) -> tuple[
     return config, notes
 
 
+_COUNTERS = ("optim.step", "optim.param_step.0")  # integers; every other array holds floats
+
+
+def _check_arrays(path, arrays, optimizer):
+    """Each array a finite real of the right kind, and no other optimizer's state."""
+    for key, a in arrays.items():
+        kind = "iu" if key in _COUNTERS else "f"
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in kind:
+            what = f"dtype {a.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
+            need = "integers" if kind == "iu" else "floating-point numbers"
+            raise CheckpointError(f"checkpoint {path}: {key} has {what}, expected {need}")
+        if kind == "f" and not np.isfinite(a).all():
+            raise CheckpointError(f"checkpoint {path}: {key} holds NaN or infinite values (saved "
+                                  "from a diverged run?); it cannot be resumed")
+        if kind == "iu" and (a < 0).any():
+            raise CheckpointError(f"checkpoint {path}: {key} holds a negative step count")
+    own = {f"optim.{k}" for k in optimizer.state_dict()}
+    foreign = sorted(k for k in arrays if k.startswith("optim.") and k not in own)
+    if foreign:
+        raise CheckpointError(
+            f"checkpoint {path} holds optimizer state {foreign[0]!r}, which "
+            f"{type(optimizer).__name__} does not have: its settings and its arrays disagree")
+
+
 def restore(path, meta, arrays, model, optimizer, rng):
     """Load the arrays into `model` and `optimizer`, and the RNG state into `rng`."""
+    _check_arrays(path, arrays, optimizer)
     try:
         model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
         optimizer.load_state_dict({k[6:]: v for k, v in arrays.items()
                                    if k.startswith("optim.")})
-        rng.bit_generator.state = meta["rng"]
     except (KeyError, ValueError, TypeError) as e:
         what = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         raise CheckpointError(f"checkpoint {path} does not fit the model it describes: "
                               f"{what}") from None
+    try:
+        rng.bit_generator.state = meta["rng"]
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {path} has a damaged shuffling RNG state "
+                              f"({e.args[0] if e.args else type(e).__name__})") from None

@@ -219,6 +219,8 @@ def read_idx(
         raw = open(path, "rb")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
+    except OSError as e:  # unreadable, a folder, a name too long
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
     with raw:
         compressed = raw.read(2) == b"\x1f\x8b"
         if path.suffix == ".gz" and not compressed:
@@ -407,12 +409,12 @@ def find_idx_files(folder: str | os.PathLike) -> dict[str, Path]:
     Raises :class:`DataError` naming the folder and the missing files when any is absent.
     """
     folder = Path(folder)
-    if not folder.is_dir():
+    if not _is(folder, Path.is_dir):
         raise DataError(f"data folder {folder} does not exist (or is not a folder)")
     found, missing = {}, []
     for name in IDX_NAMES:
         for candidate in (folder / name, folder / f"{name}.gz"):
-            if candidate.is_file():
+            if _is(candidate, Path.is_file):
                 found[name] = candidate
                 break
         else:
@@ -423,7 +425,17 @@ def find_idx_files(folder: str | os.PathLike) -> dict[str, Path]:
 
 
 def _has_idx_files(folder: Path) -> bool:
-    return all((folder / n).is_file() or (folder / f"{n}.gz").is_file() for n in IDX_NAMES)
+    return all(_is(folder / n, Path.is_file) or _is(folder / f"{n}.gz", Path.is_file)
+               for n in IDX_NAMES)
+
+
+def _is(path: Path, test) -> bool:
+    """``path.is_file()`` or ``.is_dir()``, raising DataError where the path cannot be looked up
+    (a folder that cannot be searched, a name too long), which pathlib raises as OSError."""
+    try:
+        return test(path)
+    except OSError as e:
+        raise DataError(f"cannot read {path} ({e.strerror or e})") from None
 
 
 def _load_files(files: Mapping[str, Path], source: str) -> MNIST:
@@ -765,6 +777,11 @@ def load_mnist(
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"cannot create the cache folder {_show(cache)} ({e.strerror or e}); "
+                        f"set XDG_CACHE_HOME to a writable folder, or {hint}") from None
+    try:  # a read-only cache would fail only after the download
+        tempfile.TemporaryFile(dir=cache).close()
+    except OSError as e:
+        raise DataError(f"cannot write into the cache folder {_show(cache)} ({e.strerror or e}); "
                         f"set XDG_CACHE_HOME to a writable folder, or {hint}") from None
     failures = []
     try:

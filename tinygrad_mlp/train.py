@@ -7,21 +7,19 @@ Flags are checked before any data is loaded; however a run ends (done, diverged,
 stdout), what it finished is kept (checkpoint, --metrics-json) and the user gets one line, never
 a traceback.
 
-This is the only module that parses flags, prints progress or writes files for the user.
+With :mod:`tinygrad_mlp.train_flags` (the flags and the checks made before any data is loaded),
+this is the only module that parses flags, prints progress or writes files for the user.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
 import os
 import platform
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -37,6 +35,7 @@ from .data import atomic_open
 from .jit import TinyJit
 from .profiler import profile
 from .tensor import Tensor, no_grad
+from .train_flags import DEFAULT_EPOCHS, SCRIPT, build_parser, parse_args  # noqa: F401 (API)
 
 LOG_FORMAT = "loss: {:.4f} / {:.4f}\taccuracy: {:.4f} / {:.4f}\tstep {}  {:.2f} sec"
 # The reference configuration. The flags that set these default to None, so a resumed run can tell
@@ -45,7 +44,6 @@ DEFAULTS = {"optimizer": "sgd", "lr": None, "momentum": 0.0, "nesterov": False,
             "weight_decay": 0.0, "batch_size": 128, "dataset": "mnist",
             "sizes": [784, 512, 512, 10], "init_scale": 0.01, "seed": 0, "shuffle": False,
             "fused": True}
-DEFAULT_EPOCHS = 30
 DEFAULT_LR = {"sgd": 0.5, "adam": 1e-3}
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT, 128 + SIGPIPE, as a shell reports
 EXIT_TERMINATED = 143  # 128 + SIGTERM
@@ -153,235 +151,6 @@ def evaluate(model, x, y, batch_size=128, fused=None, world=None):
         world.sum(loss_sum)
         world.sum(correct)
     return float(loss_sum) / n, int(correct) / n
-
-
-# ---- flags ----------------------------------------------------------------------------------
-def _number(kind, low, inclusive=False, what="a number", high=None):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        bound = f"{'>=' if inclusive else '>'} {low}"
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{text} must be a finite number {bound}")
-        if not (value >= low if inclusive else value > low):
-            raise argparse.ArgumentTypeError(f"{text} must be {bound}")
-        if high is not None and value > high:  # beyond it NumPy fails with a traceback
-            limit = high if kind is int else f"{high:.8g}"
-            raise argparse.ArgumentTypeError(f"{text} must be <= {limit}")
-        return value
-    return parse
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a fraction in (0, 1] "
-                                         "(write 0.96 for 96%)")
-    return value
-
-
-def _device_flag(text):
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        return _dev.canonical(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-ENVIRONMENT = """environment variables:
-  TINYGRAD_MLP_DATA   a folder with the four IDX files (as --data-dir)
-  XDG_CACHE_HOME      the data cache: $XDG_CACHE_HOME/tinygrad_mlp (default: ~/.cache/...)
-  TINYGRAD_MLP_FUSED  0 runs the unfused reference ops (as --no-fused)
-  OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS
-                      BLAS threads at start-up (--threads overrides them)
-
-exit status: 0 done, 1 error (data, checkpoint), 2 bad flags, 3 training diverged,
-4 final test accuracy below --target-acc, 130 interrupted (Ctrl-C), 141 stdout closed,
-143 terminated (SIGTERM)"""
-
-
-SCRIPT = "tinygrad-mlp-train"  # the console script of setup.cfg
-
-
-def build_parser():
-    p = argparse.ArgumentParser(
-        prog=SCRIPT if Path(sys.argv[0]).name == SCRIPT else "python -m tinygrad_mlp.train",
-        epilog=ENVIRONMENT,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train the reference MNIST MLP (defaults reproduce the reference runs).\n"
-                    "With --resume, flags left out continue the checkpoint's configuration.")
-    integer = _number(int, 1, True, "an integer", high=2**31 - 1)
-    p.add_argument("--version", action="version", version=version_text())
-    p.add_argument("--device", type=_device_flag, default="cpu",
-                   help="cpu, gpu, cuda, cuda:N or auto (gpu when available) (default: cpu)")
-    p.add_argument("--epochs", type=integer, default=None,
-                   help="train until this epoch; with --resume it may extend the run "
-                        f"(default: {DEFAULT_EPOCHS}, or the checkpoint's)")
-    p.add_argument("--batch-size", type=integer, default=None,
-                   help="examples per step; the last batch takes the remainder (default: 128)")
-    p.add_argument("--lr", type=_number(float, 0), default=None,
-                   help="learning rate (default: 0.5 for sgd, 0.001 for adam)")
-    p.add_argument("--momentum", type=_number(float, 0, True), default=None,
-                   help="SGD momentum; --optimizer adam refuses it (default: 0)")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
-                   help="sgd or adam (default: sgd)")
-    p.add_argument("--hidden", type=integer, nargs="+", default=None, metavar="SIZE",
-                   help="hidden layer sizes, at least one (default: 512 512)")
-    p.add_argument("--init-scale", type=_number(float, 0, high=float(np.finfo(np.float32).max)),
-                   default=None,
-                   help="weights ~ U(-s, s), zero biases (default: 0.01)")
-    p.add_argument("--seed", type=_number(int, 0, True, "an integer"), default=None,
-                   help="seeds the initial weights and the shuffling (default: 0)")
-    p.add_argument("--shuffle", action="store_true", default=None,
-                   help="shuffle the training set every epoch (default: off, as the reference)")
-    p.add_argument("--dataset", choices=data.DATASETS, default=None,
-                   help="mnist or fashion-mnist (default: mnist)")
-    p.add_argument("--data-dir", metavar="DIR",
-                   help="folder with the four IDX files (default: $TINYGRAD_MLP_DATA, else the "
-                        "cache, else downloaded)")
-    p.add_argument("--threads", type=integer, default=None, metavar="N",
-                   help="BLAS threads for the CPU GEMMs (default: the BLAS library's own, "
-                        "usually one per core; see README)")
-    p.add_argument("--no-fused", action="store_true", default=None,
-                   help="run every op unfused (layers, loss, optimizer), to measure what fusion "
-                        "buys (default: fused, unless TINYGRAD_MLP_FUSED=0)")
-    p.add_argument("--no-jit", action="store_true",
-                   help="GPU: launch every kernel eagerly instead of replaying a CUDA graph "
-                        "(default: replay)")
-    p.add_argument("--metrics-json", metavar="PATH",
-                   help="write the curve and run info as JSON (default: none)")
-    p.add_argument("--plot", metavar="PATH",
-                   help="PNG of the test curve, beside the reference curves for MNIST "
-                        "(needs matplotlib; default: none)")
-    p.add_argument("--save", metavar="PATH",
-                   help="checkpoint (.npz) written after every epoch (default: none)")
-    p.add_argument("--resume", metavar="PATH",
-                   help="continue the run saved in a checkpoint (default: start afresh)")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress bar, no data or device messages (default: off)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="smoke test: one epoch of one training batch and one test batch "
-                        "(default: off)")
-    p.add_argument("--target-acc", type=_fraction, metavar="X",
-                   help="exit with status 4 when the final test accuracy is below X, "
-                        "a fraction in (0, 1] such as 0.97 (default: no target)")
-    p.add_argument("--profile", action="store_true",
-                   help="time every op and kernel of the last epoch and print the table to "
-                        "stderr; earlier epochs are the warm-up (--epochs 2: one warm-up epoch) "
-                        "(default: off)")
-    p.add_argument("--dump-graph", metavar="PATH",
-                   help="write the graph of one training step's loss as DOT text "
-                        "(.svg/.png/.pdf: rendered by Graphviz's dot program) (default: none)")
-    p.add_argument("--distributed", action="store_true",
-                   help="data-parallel over the ranks of mpiexec (or torchrun, GPUs): each rank "
-                        "trains on its share of every batch; rank 0 prints and writes files "
-                        "(default: off)")
-    return p
-
-
-def version_text() -> str:
-    """``tinygrad_mlp X.Y.Z from <folder> (Python A.B.C)``: the version of the code that runs
-    (``__version__``, which setup.cfg reads too), and where it was imported from."""
-    folder = Path(__file__).resolve().parent
-    return f"tinygrad_mlp {__version__} from {folder} (Python {platform.python_version()})"
-
-
-def _check_output(parser, flag, path):
-    """Exit 2 now, before any data is loaded, when `path` cannot be written."""
-    target = Path(path)
-    if not path or target.is_dir():
-        parser.error(f"{flag} {path!r}: is a folder, not a file name")
-    if target.exists() and not target.is_file():  # renaming over /dev/null would replace it
-        parser.error(f"{flag} {path}: not a regular file (a device, pipe or socket); outputs are "
-                     "written to a temporary file and renamed into place: give a file name")
-    folder = target.parent
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        parser.error(f"{flag} {path}: the folder {folder} {what}")
-    try:  # a probe beside the target, as atomic_open writes it: the one sure test of writability
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe.tmp", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        parser.error(f"{flag} {path}: cannot write into the folder {folder} "
-                     f"({e.strerror or e})")
-
-
-def parse_args(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.device == "auto":
-        args.device = "cuda:0" if _dev.gpu_available() else "cpu"
-        if not args.quiet:
-            why = "a CUDA device is visible" if args.device != "cpu" else "no usable CUDA device"
-            print(f"--device auto: using {args.device} ({why})", file=sys.stderr, flush=True)
-    elif args.device != "cpu":
-        try:
-            _dev.check_gpu(args.device)
-        except RuntimeError as e:
-            parser.error(f"--device {args.device}: {e}")
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            parser.error("--plot needs matplotlib: pip install 'tinygrad_mlp[plot]'")
-    if args.data_dir == "":  # not the current folder, as Path("") would read it
-        parser.error("--data-dir: an empty path; give a folder, or leave the flag out")
-    if args.resume and not Path(args.resume).is_file():
-        what = ("a folder, not a checkpoint" if Path(args.resume).is_dir() else
-                "not a regular file" if Path(args.resume).exists() else "no such file")
-        parser.error(f"--resume: {what}: {args.resume}")
-    if args.optimizer == "adam" and args.momentum:
-        parser.error(f"--momentum {args.momentum:g} applies to --optimizer sgd only (Adam keeps "
-                     "its own moment estimates)")
-    suffix = Path(args.dump_graph or "").suffix.lower()
-    if suffix not in ("", ".dot", ".gv", *viz.RENDERED):  # DOT text in a .jpg would mislead
-        parser.error(f"--dump-graph {args.dump_graph}: {suffix} is not a graph format: write "
-                     ".dot or .gv (DOT text), or .svg, .png or .pdf (rendered by Graphviz)")
-    if suffix in viz.RENDERED and shutil.which("dot") is None:
-        parser.error(f"--dump-graph {args.dump_graph}: {Path(args.dump_graph).suffix} needs "
-                     "Graphviz's 'dot' program, which is not installed (apt install graphviz); "
-                     "a .dot file needs nothing")
-    # Two outputs in one file would overwrite each other (--save may continue --resume's file),
-    # and none may overwrite the data it trains on.
-    written = {Path(args.resume).resolve(): "--resume"} if args.resume else {}
-    for folder in _data_folders(args):
-        written.update({(folder / f"{name}{gz}").resolve(): f"a data file in {folder}"
-                        for name in data.IDX_NAMES for gz in ("", ".gz")})
-    for flag in ("save", "metrics_json", "plot", "dump_graph"):
-        path, name = getattr(args, flag), "--" + flag.replace("_", "-")
-        if path is None:
-            continue
-        _check_output(parser, name, path)
-        other = written.setdefault(Path(path).resolve(), name)
-        if other != name and (name, other) != ("--save", "--resume"):
-            parser.error(f"{name} {path}: the same file as {other}")
-    if args.distributed:
-        _join_job(args, parser)
-    return args
-
-
-def _data_folders(args) -> list[Path]:
-    """The folders whose IDX files this run may read: --data-dir (or its variable), the caches."""
-    given = args.data_dir or os.environ.get(data.DATA_ENV)
-    return [Path(given).expanduser()] if given else [data.cache_dir(d) for d in data.DATASETS]
-
-
-def _join_job(args, parser):
-    """--distributed: join the launcher's job; only rank 0 shows progress and writes files."""
-    try:
-        world = _dist.init()
-        args.device = world.local_device(args.device)
-    except (_dist.DistributedError, RuntimeError) as e:
-        parser.error(f"--distributed: {e}")
-    if world.rank != 0:
-        args.quiet, args.metrics_json, args.plot, args.save = True, None, None, None
 
 
 def run_config(args) -> tuple[dict, dict | None, list]:
@@ -548,6 +317,8 @@ def divergence_hint(config) -> str:
     if config["init_scale"] > 0.1:
         hints.append(f"a smaller --init-scale (now {config['init_scale']:g}; the reference "
                      f"uses {DEFAULTS['init_scale']:g})")
+    if config["momentum"] >= 1:  # the velocity then grows without bound: the flag is to blame
+        hints.append(f"a --momentum below 1 (now {config['momentum']:g})")
     if config["lr"] > DEFAULT_LR[config["optimizer"]] or not hints:
         hints.append(f"a smaller --lr (now {config['lr']:g}; the default for "
                      f"{config['optimizer']} is {DEFAULT_LR[config['optimizer']]:g})")
@@ -654,6 +425,29 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Ctrl-C and SIGTERM that arrive inside the block take effect when it ends (a save takes
+    milliseconds), so no interrupt falls between a write and the note of what was written.
+    (Blocking the signals would not do: the kernel hands them to BLAS threads instead.)"""
+    caught = []
+    try:
+        previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
+                    for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread, where signals are handled
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught and callable(previous[caught[0]]):  # KeyboardInterrupt, or Terminated
+            previous[caught[0]](caught[0], None)
+        elif caught and previous[caught[0]] == signal.SIG_DFL:
+            os.kill(os.getpid(), caught[0])
+
+
 def _train(args, run: RunRecord) -> int:
     """The run itself: fills `run` as it goes; returns the exit status."""
     log = (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
@@ -673,6 +467,10 @@ def _train(args, run: RunRecord) -> int:
         ds = data.load_mnist(config["dataset"], args.data_dir, log=log)
     except (data.DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a cache or data folder that cannot be read or written
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: cannot load {config['dataset']}: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     x_train, y_train, x_test, y_test = to_device_dataset(ds, args.device)
     if args.dry_run:
@@ -743,6 +541,8 @@ def _train(args, run: RunRecord) -> int:
                     step=make_step(model, optimizer, jit=False, fused=fused, world=world)
                     if profiling else step)
                 test_loss, test_acc = evaluate(model, x_test, y_test, 128, fused, world)
+            if not math.isfinite(test_loss):  # the epoch's last step broke the weights
+                raise TrainingDiverged(f"test loss became {test_loss} after the last step")
         except TrainingDiverged as e:
             print(f"error: training diverged in epoch {epoch}: {e}; {divergence_hint(config)}",
                   file=sys.stderr)
@@ -761,13 +561,17 @@ def _train(args, run: RunRecord) -> int:
         run.info["device_pool_peak_bytes"] = pool_peak
         if args.save:  # before the line is printed: a printed epoch is a saved epoch
             try:
-                checkpoint.save(args.save, model, optimizer, epoch, history, shuffle_rng, config)
+                with _interrupts_deferred():  # the file and what the run says it holds agree
+                    checkpoint.save(args.save, model, optimizer, epoch, history, shuffle_rng,
+                                    config)
+                    run.saved = (args.save, epoch)
             except OSError as e:  # checked before the run, so a full disk or a folder gone since
                 print(f"error: cannot save checkpoint {args.save} after epoch {epoch}: "
                       f"{e.strerror or e}", file=sys.stderr)
                 return 1
-            run.saved = (args.save, epoch)
         if world is None or world.rank == 0:
+            if sys.stdout is None:  # started with stdout closed (`>&-`): print() would drop it
+                raise BrokenPipeError
             try:
                 print(LOG_FORMAT.format(train_loss, test_loss, train_acc, test_acc, epoch,
                                         elapsed), flush=True)

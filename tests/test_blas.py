@@ -55,3 +55,21 @@ def test_gemm_into_refuses_what_it_cannot_do_in_place():
     assert not blas.gemm_into(1.0, w, w, w)  # c overlaps an operand
     assert not blas.gemm_into(1.0, a.astype(np.int32), b.astype(np.int32), c.astype(np.int32))
     assert np.all(c == 0)
+
+
+@pytest.mark.parametrize("value, available", [("1", False), ("yes", False), ("0", True),
+                                              ("", True), ("false", True)])
+def test_no_blas_switch_reads_its_value(value, available):
+    # TINYGRAD_MLP_NO_BLAS=0 used to turn BLAS off like any non-empty value; fresh interpreter,
+    # since the library is loaded once, at import
+    import os
+    import subprocess
+    import sys
+
+    code = "from tinygrad_mlp import blas; print(blas.available)"
+    env = {**os.environ, "TINYGRAD_MLP_NO_BLAS": value}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == str(available)

@@ -187,3 +187,18 @@ def test_environment_switch_forces_reference(monkeypatch):
     monkeypatch.setenv("TINYGRAD_MLP_FUSED", "0")
     out = F.linear_relu(x, Tensor(np.ones((3, 2)), requires_grad=True), Tensor(np.zeros(2)))
     assert type(out._ctx).__name__ == "ReLU"
+
+
+@pytest.mark.parametrize("value, fused", [("", True), (" Yes ", True), ("false", False),
+                                          ("NO", False)])
+def test_environment_switch_spellings(monkeypatch, value, fused):
+    monkeypatch.setenv("TINYGRAD_MLP_FUSED", value)
+    assert F.use_fused() is fused
+
+
+def test_environment_switch_refuses_values_it_does_not_know(monkeypatch):
+    # "off" used to mean fused, silently
+    monkeypatch.setenv("TINYGRAD_MLP_FUSED", "off")
+    with pytest.raises(ValueError, match=r"TINYGRAD_MLP_FUSED='off': expected 0 .* or 1"):
+        F.linear_relu(Tensor(np.ones((2, 3))), Tensor(np.ones((3, 2))), Tensor(np.zeros(2)))
+    assert F.use_fused(False) is False  # an explicit choice needs no environment

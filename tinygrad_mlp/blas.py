@@ -53,7 +53,8 @@ def _load():
     return None
 
 
-_functions = None if os.environ.get("TINYGRAD_MLP_NO_BLAS") else _load()
+_off = os.environ.get("TINYGRAD_MLP_NO_BLAS", "").strip().lower() not in ("", "0", "false", "no")
+_functions = None if _off else _load()
 available = _functions is not None
 _KIND = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}
 # A ctypes call costs a few microseconds more than a ufunc call: below this many elements the

@@ -17,12 +17,21 @@ from . import device as _dev
 from . import fused as _fused
 from .tensor import Function, Tensor
 
+_SWITCH = {"": True, "1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
 
 def use_fused(fused: bool | None = None) -> bool:
-    """Resolve a ``fused`` argument: an explicit True/False wins, else the environment default."""
+    """Resolve a ``fused`` argument: an explicit True/False wins, else the environment default
+    (``TINYGRAD_MLP_FUSED``: unset, 1, true or yes for fused; 0, false or no for the reference
+    ops; anything else is an error rather than a silent guess)."""
     if fused is not None:
         return bool(fused)
-    return os.environ.get("TINYGRAD_MLP_FUSED", "1").strip().lower() not in ("0", "false", "no")
+    value = os.environ.get("TINYGRAD_MLP_FUSED", "")
+    try:
+        return _SWITCH[value.strip().lower()]
+    except KeyError:
+        raise ValueError(f"TINYGRAD_MLP_FUSED={value!r}: expected 0 (the unfused reference ops) "
+                         "or 1 (fused)") from None
 
 
 def _linear_grads(ctx: LinearFunction, x, w, dy):

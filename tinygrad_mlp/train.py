@@ -73,8 +73,8 @@ def make_step(model, optimizer, jit=True, fused=None, world=None):
     """One training step ``step(xb, yb) -> (loss, correct)`` on device arrays (0-d results).
 
     With ``jit`` the step is wrapped in :class:`TinyJit` (captured and replayed as a CUDA graph on
-    the GPU; called as is on the CPU), if the optimizer is capturable (SGD; Adam's bias
-    correction changes every step, which a replayed graph would freeze). Labels must already be
+    the GPU; called as is on the CPU), if the optimizer is capturable (SGD, and Adam built with
+    ``capturable=True``; a default Adam's host step counts would freeze). Labels must already be
     validated (no sync per step). ``fused`` goes to the loss (the model and optimizer carry their
     own choice). With a :class:`distributed.World`, (xb, yb) is the global batch: the step
     trains on this rank's share and returns its local mean loss and correct count.
@@ -486,8 +486,9 @@ def _train(args, run: RunRecord) -> int:
                               nesterov=config["nesterov"], weight_decay=config["weight_decay"],
                               fused=fused)
     else:
+        # capturable: its step counts on the device, so TinyJit can capture it on the GPU
         optimizer = optim.Adam(model.parameters(), lr=config["lr"],
-                               weight_decay=config["weight_decay"])
+                               weight_decay=config["weight_decay"], capturable=True)
     shuffle_rng = np.random.default_rng(config["seed"])
     first_epoch, history = 1, []
     if saved:

@@ -23,6 +23,7 @@ import numpy as np
 from . import __version__, data, viz
 from . import device as _dev
 from . import distributed as _dist
+from . import functional as F
 
 DEFAULT_EPOCHS = 30
 FUSED_ENV = "TINYGRAD_MLP_FUSED"  # read by functional.use_fused: 0, false or no turn fusion off
@@ -221,10 +222,10 @@ def parse_args(argv=None):
         if getattr(args, flag) == "":  # an unset shell variable: not the current folder, nor off
             parser.error(f"--{flag.replace('_', '-')}: an empty path; give a "
                          f"{'folder' if flag == 'data_dir' else 'file'}, or leave the flag out")
-    fused_env = os.environ.get(FUSED_ENV, "")
-    if fused_env.strip().lower() not in ("", "0", "1", "false", "true", "no", "yes"):
-        parser.error(f"{FUSED_ENV}={fused_env!r}: expected 0 (the unfused ops, as --no-fused) "
-                     "or 1 (fused)")
+    try:
+        F.use_fused()  # reads FUSED_ENV: a value it does not know is an error, not a guess
+    except ValueError as e:
+        parser.error(str(e))
     kind = _path_kind(parser, "--resume", args.resume) if args.resume else "file"
     if kind != "file":
         what = {"folder": "a folder, not a checkpoint", "other": "not a regular file",

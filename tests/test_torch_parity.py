@@ -302,3 +302,19 @@ def test_cross_entropy_option_errors_are_named():
         F.cross_entropy(x, [0, 1], label_smoothing=1.5)
     with pytest.raises(ValueError, match="label -1 is out of range for 3 classes"):
         F.cross_entropy(x, [-1, -100])  # -100 is ignored (torch's default), -1 is not
+
+
+def test_constructor_takes_lists_of_tensors_as_torch():
+    data = [[Tensor(1.0), 2.0], (3, Tensor(np.float32(4.0)))]
+    ours = Tensor(data)
+    theirs = torch.tensor([[torch.tensor(1.0), 2.0], (3, torch.tensor(4.0))])
+    assert ours.dtype == np.float32 and ours.shape == tuple(theirs.shape)
+    _close(ours, theirs, "values")
+
+
+def test_integer_tensors_index_as_torch():
+    i = Tensor(np.array(2))
+    assert list(range(i)) == list(range(torch.tensor(2))) == [0, 1]
+    assert [10, 20, 30][i] == 30
+    with pytest.raises(TypeError, match="only integer tensors of a single element"):
+        range(Tensor(2.0))  # a float tensor is no index (torch: TypeError too)

@@ -81,6 +81,12 @@ class _RetainGrad:
         return self.ctx.backward(grad)
 
 
+def _host_values(items):
+    """Nested lists/tuples with any tensors in them replaced by their host arrays."""
+    return [_host_values(x) if isinstance(x, (list, tuple))
+            else x.numpy() if isinstance(x, Tensor) else x for x in items]
+
+
 class Function:
     """One op: the instance is the context that `forward` fills and `backward` reads.
 
@@ -143,6 +149,8 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False, device=None, dtype=None):
         src = data.data if isinstance(data, Tensor) else data
+        if isinstance(src, (list, tuple)):  # may hold tensors (torch.tensor([t0, t1]) works)
+            src = _host_values(src)
         if device is None:  # Python data (lists, scalars) goes to the CPU
             device = "cpu" if isinstance(src, (list, tuple, int, float)) else _dev.device_of(src)
         self.device = _dev.canonical(device)
@@ -242,6 +250,12 @@ class Tensor:
     # Python scalars from one-element tensors, as in torch (a host sync on the GPU).
     def __float__(self): return float(self.item())
     def __int__(self): return int(self.item())
+
+    def __index__(self):  # range(t), a[t]: integer tensors of one element, as torch
+        if self.data.dtype.kind not in "iub":
+            raise TypeError(f"only integer tensors of a single element can be converted to an "
+                            f"index, not {self.dtype}")
+        return int(self.item())
 
     def __bool__(self):
         if self.data.size != 1:

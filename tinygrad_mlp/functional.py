@@ -216,6 +216,19 @@ def _cross_entropy_indices(logits, labels, weight, ignore_index, smoothing, redu
     return total / row_w.sum() if reduction == "mean" else total  # torch: the weighted mean
 
 
+def mse_loss(prediction: Tensor, target, *, reduction: str = "mean") -> Tensor:
+    """Squared error ``(prediction - target) ** 2``, averaged ("mean"), summed ("sum") or per
+    element ("none"), as torch's; target: a Tensor or array of the same shape."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not isinstance(target, Tensor):
+        target = Tensor(target, device=prediction.device, dtype=prediction.dtype)
+    if target.shape != prediction.shape:  # torch only warns, then broadcasts: rarely meant
+        raise ValueError(f"mse_loss: target shape {target.shape} differs from prediction shape "
+                         f"{prediction.shape}")
+    return _reduce((prediction - target) ** 2, reduction)
+
+
 class _PickLabels(Function):
     """``logp[i, labels[i]]`` for each row i. A gather, not a product with one-hot rows, which
     would turn a -inf log-probability of another class into nan (torch's nll_loss gathers)."""

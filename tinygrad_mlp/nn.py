@@ -13,13 +13,40 @@ from .tensor import Tensor
 
 class Module:
     """Base class. Tensors with ``requires_grad`` and sub-modules (also inside lists and tuples)
-    assigned as attributes are found automatically, in assignment order."""
+    assigned as attributes are found automatically, in assignment order. ``training`` (set by
+    :meth:`train` / :meth:`eval`) is kept for code written for torch; no module here behaves
+    differently in evaluation (there is no dropout or batch norm)."""
 
-    def forward(self, *args):
+    training = True
+
+    def forward(self, *args, **kwargs):
         raise NotImplementedError
 
-    def __call__(self, *args):
-        return self.forward(*args)
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def children(self):
+        """The direct sub-modules (also inside lists and tuples), in assignment order."""
+        for value in vars(self).values():
+            for item in value if isinstance(value, (list, tuple)) else (value,):
+                if isinstance(item, Module):
+                    yield item
+
+    def modules(self):
+        """This module and every sub-module below it, depth first (as torch)."""
+        yield self
+        for child in self.children():
+            yield from child.modules()
+
+    def train(self, mode: bool = True):
+        """Set ``training`` on this module and every sub-module; returns self."""
+        for module in self.modules():
+            module.training = bool(mode)
+        return self
+
+    def eval(self):
+        """``train(False)``."""
+        return self.train(False)
 
     def named_parameters(self, prefix: str = ""):
         for name, value in vars(self).items():
@@ -114,6 +141,71 @@ class ReLU(Module):
 
     def __repr__(self):
         return "ReLU()"
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return x.tanh()
+
+    def __repr__(self):
+        return "Tanh()"
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return x.sigmoid()
+
+    def __repr__(self):
+        return "Sigmoid()"
+
+
+class Identity(Module):
+    def forward(self, x):
+        return x
+
+    def __repr__(self):
+        return "Identity()"
+
+
+class Flatten(Module):
+    """``x.flatten(start_dim, end_dim)``; the defaults keep the batch axis, as torch's."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def __repr__(self):
+        return f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim})"
+
+
+class CrossEntropyLoss(Module):
+    """``F.cross_entropy`` with its options fixed at construction, as torch's module."""
+
+    def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+        # keyword-only after weight: torch's positional order has its deprecated arguments
+        self.options = {"weight": weight, "ignore_index": ignore_index, "reduction": reduction,
+                        "label_smoothing": label_smoothing}
+
+    def forward(self, logits, target):
+        return F.cross_entropy(logits, target, **self.options)
+
+    def __repr__(self):
+        return "CrossEntropyLoss()"
+
+
+class MSELoss(Module):
+    """``F.mse_loss`` with its reduction fixed at construction, as torch's module."""
+
+    def __init__(self, *, reduction="mean"):
+        self.reduction = reduction
+
+    def forward(self, prediction, target):
+        return F.mse_loss(prediction, target, reduction=self.reduction)
+
+    def __repr__(self):
+        return "MSELoss()"
 
 
 class Sequential(Module):

@@ -318,3 +318,56 @@ def test_integer_tensors_index_as_torch():
     assert [10, 20, 30][i] == 30
     with pytest.raises(TypeError, match="only integer tensors of a single element"):
         range(Tensor(2.0))  # a float tensor is no index (torch: TypeError too)
+
+
+_ADVANCED = {
+    "pairs": lambda: (np.arange(3), np.array([0, 2, 2])),
+    "repeats": lambda: np.array([1, 1, 0, 2, 1]),
+    "negative": lambda: ([-1, 0], slice(None)),
+    "mixed with a slice": lambda: (slice(0, 2), [3, 3, 0]),
+    "range and list": lambda: (range(3), [1, 0, 1]),
+    "bool mask of rows": lambda: np.array([True, False, True]),
+    "int tensor": lambda: Tensor(np.array([2, 0])),
+    "None and ellipsis": lambda: (None, ..., [0, 3]),
+}
+
+
+@pytest.mark.parametrize("name", _ADVANCED)
+def test_advanced_indexing_values_and_accumulating_gradients_as_torch(name, device):
+    x = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+    index = _ADVANCED[name]()
+    t, tt = _pair(x, device=device)
+
+    def to_torch(p):
+        if isinstance(p, Tensor):
+            return torch.from_numpy(p.numpy())
+        if isinstance(p, np.ndarray):
+            return torch.from_numpy(p)
+        return p
+
+    tindex = tuple(map(to_torch, index)) if isinstance(index, tuple) else to_torch(index)
+    out, tout = t[index], tt[tindex]
+    assert out.shape == tuple(tout.shape)
+    _close(out, tout, name)
+    up = np.random.default_rng(0).standard_normal(tout.shape).astype(np.float32)
+    out.backward(up)
+    tout.backward(torch.from_numpy(up))
+    _close(t.grad, tt.grad, f"{name}: repeated positions add up")
+
+
+def test_bool_tensor_mask_and_index_errors(device):
+    x = np.array([[-1.0, 2.0], [3.0, -4.0]], np.float32)
+    t, tt = _pair(x, device=device)
+    out, tout = t[t > 0], tt[tt > 0]
+    _close(out, tout, "masked")
+    (out * out).sum().backward()
+    (tout * tout).sum().backward()
+    _close(t.grad, tt.grad, "masked grad")
+    with pytest.raises(IndexError, match="index 2 is out of bounds for axis 0 with size 2"):
+        t[[0, 2]]  # CuPy alone would wrap it silently
+    with pytest.raises(IndexError, match="index -3 is out of bounds for axis 1 with size 2"):
+        t[:, [-3]]
+    with pytest.raises(TypeError, match="integer or bool arrays"):
+        t[np.array([0.5])]
+    with pytest.raises(IndexError, match="too many indices"):
+        t[0, 1, [0]]

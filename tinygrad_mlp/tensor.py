@@ -648,11 +648,43 @@ class Tensor:
 
     def __getitem__(self, index):
         parts = index if isinstance(index, tuple) else (index,)
-        if not all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))
-                   for p in parts):
-            raise TypeError(f"only basic indexing (ints, slices, None, ...) is supported, "
-                            f"got {index!r}")
-        return Slice.apply(self, index=index)
+        if all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))
+               and not isinstance(p, bool) for p in parts):
+            return Slice.apply(self, index=index)
+        return Gather.apply(self, index=self._advanced_index(parts))
+
+    def _advanced_index(self, parts) -> tuple:
+        """Index parts with integer or bool arrays (tensors, lists, ranges, NumPy arrays) moved to
+        this tensor's device, integer ones checked against their axis (CuPy would wrap)."""
+        out = []
+        for p in parts:
+            if isinstance(p, Tensor):
+                p = p.data
+            elif isinstance(p, (list, tuple, range, bool, np.bool_)):
+                p = np.asarray(p)
+            if not (p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))):
+                if not hasattr(p, "dtype") or p.dtype.kind not in "iub":
+                    raise TypeError(f"index parts must be ints, slices, None, ..., or integer or "
+                                    f"bool arrays/tensors, got {p!r:.60}")
+                p = _dev.to_device(p, self.device)
+            out.append(p)
+        used = sum(p.ndim if getattr(p, "dtype", None) == np.bool_ else p is not None
+                   and p is not Ellipsis for p in out)
+        axis = 0
+        for p in out:
+            axis += self.ndim - used if p is Ellipsis else 0
+            if p is None or p is Ellipsis:
+                continue
+            if axis >= self.ndim:
+                raise IndexError(f"too many indices for a tensor of shape {self.shape}")
+            if hasattr(p, "dtype") and p.dtype.kind in "iu" and p.size:
+                size, low, high = self.shape[axis], int(p.min()), int(p.max())
+                if low < -size or high >= size:
+                    bad = low if low < -size else high
+                    raise IndexError(f"index {bad} is out of bounds for axis {axis} with size "
+                                     f"{size}")
+            axis += p.ndim if getattr(p, "dtype", None) == np.bool_ else 1
+        return tuple(out)
 
     # ---- composites ---------------------------------------------------------------------
     def _minus_max(self, axis, op):
@@ -914,6 +946,20 @@ class Slice(Function):
     def backward(self, g):
         out = _dev.module_of(g).zeros(self.shape, self.dtype)
         out[self.index] = g
+        return out
+
+
+class Gather(Function):
+    """Advanced indexing: the gradient adds into every position read, so repeats accumulate."""
+
+    def forward(self, a, index):
+        self.shape, self.dtype, self.index = a.shape, a.dtype, index
+        return a[index]
+
+    def backward(self, g):
+        xp = _dev.module_of(g)
+        out = xp.zeros(self.shape, self.dtype)
+        xp.add.at(out, self.index, g)
         return out
 
 

@@ -449,6 +449,18 @@ _UFUNC_NAMES = (
     "isfinite isnan isinf floor ceil rint reciprocal").split()
 _UFUNCS = {name: _ufunc(getattr(np, name)) for name in _UFUNC_NAMES}
 globals().update(_UFUNCS)  # cupy.add, cupy.exp, ...
+
+
+def _add_at(a, indices, b):
+    """``cupy.add.at``: unbuffered in-place addition, so repeated indices all add."""
+    if not isinstance(a, ndarray):
+        raise TypeError(f"Unsupported type {type(a)}")
+    k = indices if _basic_key(indices) else _device_key(indices, "add.at")
+    target, value = a._a, _operand(b)
+    _submit(lambda: np.add.at(target, k, value))
+
+
+_UFUNCS["add"].at = _add_at
 abs = _UFUNCS["absolute"]  # noqa: A001 - CuPy's alias
 _operators()
 

@@ -14,9 +14,10 @@ import tinygrad_mlp.tensor
 # named as such in profiles and graphs) 28, and the rest of what a torch user expects (abs, sqrt,
 # clamp, view, squeeze, unsqueeze, expand, cat, stack, tolist, size, numel, requires_grad_: five
 # primitives and torch's errors) 123, tensors inside the constructor's lists and __index__ 10,
-# advanced indexing (integer and bool arrays, bounds checked for CuPy, a Gather op) 38.
+# advanced indexing (integer and bool arrays, bounds checked for CuPy, a Gather op) 38, tensor
+# exponents (a PowTensor op with torch's gradients) 16.
 # Grow it on purpose, never by packing code onto one line.
-CODE_LINE_BUDGET = 704
+CODE_LINE_BUDGET = 720
 
 
 def code_lines(path):

@@ -371,3 +371,28 @@ def test_bool_tensor_mask_and_index_errors(device):
         t[np.array([0.5])]
     with pytest.raises(IndexError, match="too many indices"):
         t[0, 1, [0]]
+
+
+@pytest.mark.parametrize("case", ["tensor ** tensor", "broadcast exponent", "scalar ** tensor",
+                                  "array exponent"])
+def test_power_with_tensor_exponent_as_torch(case, device):
+    a = np.array([[0.0, 2.0, -1.5], [3.0, 0.5, 0.0]], np.float32)
+    b = np.array([[2.0, 0.5, -1.0], [0.0, -2.0, 3.0]], np.float32)
+    t, tt = _pair(a, device=device)
+    u, tu = _pair(b[0] if case == "broadcast exponent" else b, device=device)
+    if case == "scalar ** tensor":
+        out, tout = 2.5 ** u, 2.5 ** tu
+    elif case == "array exponent":
+        out, tout = t ** b, tt ** torch.from_numpy(b)
+    else:
+        out, tout = t ** u, tt ** tu
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-5, equal_nan=True)
+    up = np.ones(tout.shape, np.float32)
+    out.backward(up)
+    tout.backward(torch.from_numpy(up))
+    for ours, theirs in ((t, tt), (u, tu)):
+        if theirs.grad is not None:
+            np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-5,
+                                       equal_nan=True, err_msg=case)
+        else:
+            assert ours.grad is None

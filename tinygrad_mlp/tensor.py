@@ -429,14 +429,16 @@ class Tensor:
     def __itruediv__(self, x): return self._inplace(Div, x)
 
     def __pow__(self, exponent):
-        if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
-            raise TypeError("** supports a scalar exponent only")
+        if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:  # elementwise exponents
+            return self._binary(PowTensor, exponent)
         if self.data.dtype.kind == "f" or isinstance(exponent, (float, np.floating)):
             return Pow.apply(self._floating(), exponent=float(exponent))
         if exponent < 0:
             raise ValueError(f"{self.dtype} ** {exponent}: no negative powers of integers (torch)")
         base = self.cast(np.int64) if self.data.dtype.kind == "b" else self  # bool ** 2: int64
         return Pow.apply(base, exponent=int(exponent))
+
+    def __rpow__(self, base): return self._binary(PowTensor, base, True)  # 2 ** t
 
     def __matmul__(self, other):
         other = self._other(other)
@@ -761,6 +763,26 @@ class Pow(Function):
             return _dev.module_of(a).zeros_like(a)
         e = a.dtype.type(self.exponent)
         return g * e * a ** (e - 1)
+
+
+class PowTensor(Function):
+    """``a ** b`` with b a tensor too; torch's gradients (b's is 0 where a == 0 and b >= 0)."""
+
+    def forward(self, a, b):
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 is inf, as torch says
+            out = a ** b
+        self.save_for_backward(a, b, out)
+        return out
+
+    def backward(self, g):
+        a, b, out = self.saved_tensors
+        xp = _dev.module_of(g)
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1, log(0), log(-1): as torch
+            da = g * xp.where(b == 0, 0, b * a ** (b - 1)) if self.needs_input_grad[0] else None
+            db = (g * xp.where((a == 0) & (b >= 0), 0, out * xp.log(a))
+                  if self.needs_input_grad[1] else None)
+        return (None if da is None else unbroadcast(da, a.shape),
+                None if db is None else unbroadcast(db, b.shape))
 
 
 class Cast(Function):

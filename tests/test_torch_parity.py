@@ -396,3 +396,45 @@ def test_power_with_tensor_exponent_as_torch(case, device):
                                        equal_nan=True, err_msg=case)
         else:
             assert ours.grad is None
+
+
+def test_item_assignment_fill_zero_and_clone_as_torch(device):
+    x = np.zeros((3, 4), np.float32)
+    t, tt = Tensor(x, device=device), torch.tensor(x)
+    for index, value in [(0, 1.0), ((1, [0, 2]), np.array([5.0, 6.0], np.float32)),
+                         ((slice(None), 3), np.arange(3, dtype=np.float32))]:
+        t[index] = value if np.ndim(value) == 0 else Tensor(value, device=device)
+        tt[index] = value if np.ndim(value) == 0 else torch.from_numpy(value)
+    t[t > 5] = -1.0
+    tt[tt > 5] = -1.0
+    _close(t, tt, "after item assignment")
+    w, tw = _pair(np.array([-0.0, 1.0, 2.0], np.float32), device=device)
+    with pytest.raises(RuntimeError, match="item assignment into a tensor that requires grad"):
+        w[0] = 3.0
+    with pytest.raises(RuntimeError, match="requires grad"):
+        w.zero_()  # torch: a leaf that requires grad used in an in-place operation
+    c, tc = w.clone(), tw.clone()
+    assert c.requires_grad and np.signbit(c.numpy()[0])  # -0.0 survives the copy
+    (c * c).sum().backward()
+    (tc * tc).sum().backward()
+    _close(w.grad, tw.grad, "gradient through clone")
+    with no_grad():
+        w[0] = 3.0
+        w.grad.zero_()
+    np.testing.assert_array_equal(w.numpy(), [3.0, 1.0, 2.0])
+    assert not w.grad.numpy().any()
+    with no_grad():
+        assert w.fill_(7) is w
+    np.testing.assert_array_equal(w.numpy(), [7.0] * 3)
+
+
+def test_torch_method_names_of_operators():
+    a, b = np.array([1.0, -2.0], np.float32), np.array([3.0, 0.5], np.float32)
+    t, tt = Tensor(a), torch.from_numpy(a)
+    for name in ("add", "sub", "mul", "div", "pow"):
+        _close(getattr(t, name)(Tensor(b)), getattr(tt, name)(torch.from_numpy(b)), name)
+    _close(t.neg(), tt.neg(), "neg")
+    _close(t.reshape(1, 2).matmul(Tensor(b).reshape(2, 1)),
+           tt.reshape(1, 2).matmul(torch.from_numpy(b).reshape(2, 1)), "matmul")
+    assert t.double().dtype == np.float64 and t.long().dtype == np.int64
+    assert t.cpu() is t

@@ -275,9 +275,36 @@ class Tensor:
         return self if self.data.dtype == dtype else Cast.apply(self, dtype=np.dtype(dtype))
 
     def float(self) -> Tensor: return self.cast(np.float32)
+    def double(self) -> Tensor: return self.cast(np.float64)
+    def long(self) -> Tensor: return self.cast(np.int64)
+    def cpu(self) -> Tensor: return self.to("cpu")
 
     def detach(self) -> Tensor:
         return Tensor._wrap(self.data, self.device)
+
+    def clone(self) -> Tensor:
+        """A copy that stays in the graph (its gradient flows back here), as torch."""
+        return Cast.apply(self, dtype=self.data.dtype)  # astype copies; -0.0 and NaN kept
+
+    def __setitem__(self, index, value):
+        """``t[index] = value`` in place (basic or advanced index), for a tensor outside the
+        graph: one that needs no gradient, or a leaf inside ``no_grad()`` (as torch)."""
+        if self.requires_grad and (_grad_enabled or not self.is_leaf):
+            raise RuntimeError("item assignment into a tensor that requires grad: do it inside "
+                               "no_grad() on a leaf (a graph cannot record it here)")
+        parts = index if isinstance(index, tuple) else (index,)
+        if not all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))
+                   and not isinstance(p, bool) for p in parts):
+            index = self._advanced_index(parts)
+        self.data[index] = (value.to(self.device).data if isinstance(value, Tensor)
+                            else self._other(value).data if np.ndim(value) == 0
+                            else Tensor(value, device=self.device, dtype=self.dtype).data)
+
+    def zero_(self) -> Tensor: return self.fill_(0)
+
+    def fill_(self, value) -> Tensor:
+        self[...] = value
+        return self
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -439,6 +466,14 @@ class Tensor:
         return Pow.apply(base, exponent=int(exponent))
 
     def __rpow__(self, base): return self._binary(PowTensor, base, True)  # 2 ** t
+    # torch's method names for the operators
+    def add(self, x): return self + x
+    def sub(self, x): return self - x
+    def mul(self, x): return self * x
+    def div(self, x): return self / x
+    def pow(self, x): return self ** x
+    def neg(self): return -self
+    def matmul(self, x): return self @ x
 
     def __matmul__(self, other):
         other = self._other(other)

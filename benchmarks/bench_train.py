@@ -450,6 +450,10 @@ def table(rows) -> str:
              "| note |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         note = r.get("error") or r.get("note") or ""
+        for key, what in (("paired_vs_numpy", "NumPy"), ("paired_vs_floor", "floor")):
+            if r.get(key) is not None:  # see add_paired_ratios
+                low, high = r[key + "_range"]
+                note = f"÷ {what} within rounds {r[key]:.3f} ({low:.2f}-{high:.2f}); " + note
         if r.get("wall_s") is not None:
             note = f"{r['wall_s']:.2f} s wall for {r['epochs']} epochs, start-up included. " + note
         if r.get("gflops"):
@@ -531,6 +535,24 @@ def merge_rounds(rounds) -> list[dict]:
     return merged
 
 
+def add_paired_ratios(rows, rounds) -> None:
+    """Per round, each row's median epoch over the reference's in that same round; the median
+    and range of those ratios over rounds go into ``paired_vs_numpy`` / ``paired_vs_floor``.
+    On a host whose speed drifts, a ratio taken within one round is steadier than a ratio of
+    medians taken over all rounds (the rows of a round run minutes apart at most)."""
+    if len(rounds) < 2:
+        return
+    per_round = [{r["name"]: statistics.median(r["epochs_s"]) for r in rnd if r.get("epochs_s")}
+                 for rnd in rounds]
+    for row in rows:
+        for key, ref in (("paired_vs_numpy", "numpy-by-hand"), ("paired_vs_floor", "gemm-floor")):
+            ratios = [rnd[row["name"]] / rnd[ref] for rnd in per_round
+                      if row["name"] in rnd and rnd.get(ref) and row["name"] != ref]
+            if ratios:
+                row[key] = round(statistics.median(ratios), 3)
+                row[key + "_range"] = [round(min(ratios), 3), round(max(ratios), 3)]
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     gpu = args.device == "gpu"
@@ -559,6 +581,7 @@ def main(argv=None) -> dict:
     if args.cli:
         rows.append(cli_row(args))
     add_ratios(rows)
+    add_paired_ratios(rows, rounds)
 
     result = {
         "date": datetime.date.today().isoformat(),

@@ -222,7 +222,9 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam as ``torch.optim.Adam`` (L2 ``weight_decay`` added to the gradient, no amsgrad).
+    """Adam as ``torch.optim.Adam`` (no amsgrad): ``weight_decay`` is L2 added to the gradient,
+    or with ``decoupled_weight_decay=True`` (AdamW) a shrink of the parameter by
+    ``1 - lr * weight_decay`` before the update.
 
     Each parameter counts its own steps (torch's ``state['step']``): one that got no gradient in
     a step is skipped and later bias-corrected for the steps it took. By default the counts are
@@ -233,8 +235,9 @@ class Adam(Optimizer):
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *,
-                 capturable=False):
+                 capturable=False, decoupled_weight_decay=False):
         super().__init__(params, lr)
+        self.decoupled_weight_decay = bool(decoupled_weight_decay)
         _check("Adam: beta1", betas[0], high=1.0)
         _check("Adam: beta2", betas[1], high=1.0)
         _check("Adam: eps", eps)
@@ -278,7 +281,11 @@ class Adam(Optimizer):
         beta1, beta2 = self.betas
         m, v = self.exp_avg[i], self.exp_avg_sq[i]
         xp, cast = _dev.module_of(p.data), p.dtype.type
-        g = p.grad.data + cast(self.weight_decay) * p.data if self.weight_decay else p.grad.data
+        g = p.grad.data
+        if self.weight_decay and self.decoupled_weight_decay:  # AdamW: p *= 1 - lr * wd
+            p.data *= 1 - self._lr_for(p) * cast(self.weight_decay)  # a device lr stays on it
+        elif self.weight_decay:
+            g = g + cast(self.weight_decay) * p.data
         m *= cast(beta1)
         m += cast(1 - beta1) * g
         v *= cast(beta2)
@@ -296,3 +303,12 @@ class Adam(Optimizer):
         # The order of PyTorch's _single_tensor_adam: denom = sqrt(v) / sqrt(bc2) + eps.
         denom = xp.sqrt(v) / cast((1 - beta2 ** t) ** 0.5) + cast(self.eps)
         p.data -= cast(self.lr / (1 - beta1 ** t)) * m / denom
+
+
+class AdamW(Adam):
+    """``torch.optim.AdamW``: Adam with decoupled weight decay, 0.01 by default."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, *,
+                 capturable=False):
+        super().__init__(params, lr, betas, eps, weight_decay, capturable=capturable,
+                         decoupled_weight_decay=True)

@@ -6,7 +6,7 @@ import functools
 
 import numpy as np
 
-from . import blas
+from . import blas, lr_scheduler  # noqa: F401 - lr_scheduler: as torch.optim.lr_scheduler
 from . import device as _dev
 from . import fused as _fused
 from .functional import LinearFunction, use_fused

@@ -438,3 +438,21 @@ def test_torch_method_names_of_operators():
            tt.reshape(1, 2).matmul(torch.from_numpy(b).reshape(2, 1)), "matmul")
     assert t.double().dtype == np.float64 and t.long().dtype == np.int64
     assert t.cpu() is t
+
+
+def test_constructors_as_torch(device):
+    cases = [(Tensor.full((2, 3), 3, device=device), torch.full((2, 3), 3)),
+             (Tensor.full((2,), 1.5, device=device), torch.full((2,), 1.5)),
+             (Tensor.full((2,), True, device=device), torch.full((2,), True)),
+             (Tensor.arange(5, device=device), torch.arange(5)),
+             (Tensor.arange(1, 2, 0.25, device=device), torch.arange(1, 2, 0.25)),
+             (Tensor.eye(2, 3, device=device), torch.eye(2, 3)),
+             (Tensor.arange(6).reshape(2, 3).zeros_like(),
+              torch.zeros_like(torch.arange(6).reshape(2, 3))),
+             (Tensor.full((2,), 2.0).ones_like(), torch.ones_like(torch.full((2,), 2.0)))]
+    for ours, theirs in cases:
+        assert ours.dtype == theirs.numpy().dtype and ours.shape == tuple(theirs.shape)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    r = Tensor.rand(1000, device=device).numpy()
+    assert r.dtype == np.float32 and 0 <= r.min() and r.max() < 1 and 0.4 < r.mean() < 0.6
+    assert Tensor.ones(2).zeros_like(requires_grad=True).requires_grad

@@ -210,6 +210,33 @@ class Tensor:
         data = cls._rng.standard_normal(cls._shape(shape)).astype(dtype)
         return cls(data, requires_grad, device, dtype)
 
+    @classmethod
+    def rand(cls, *shape, **kwargs):
+        """U[0, 1), as torch.rand."""
+        return cls.uniform(*shape, low=0.0, high=1.0, **kwargs)
+
+    @classmethod
+    def full(cls, shape, fill_value, device="cpu", dtype=None, requires_grad=False):
+        """`shape` filled with `fill_value`; dtype from the value (floats float32), as torch."""
+        data = np.full(shape, fill_value, dtype=dtype)
+        return cls(data, requires_grad, device, dtype)
+
+    @classmethod
+    def arange(cls, start, stop=None, step=1, device="cpu", dtype=None, requires_grad=False):
+        """Evenly spaced values in [start, stop) (int64 from ints, float32 otherwise)."""
+        data = np.arange(start, stop, step) if stop is not None else np.arange(start)
+        return cls(data, requires_grad, device, dtype)
+
+    @classmethod
+    def eye(cls, n, m=None, device="cpu", dtype=np.float32, requires_grad=False):
+        return cls(np.eye(n, m, dtype=dtype), requires_grad, device, dtype)
+
+    def zeros_like(self, **kwargs) -> Tensor:
+        return Tensor.zeros(*self.shape, **{"device": self.device, "dtype": self.dtype, **kwargs})
+
+    def ones_like(self, **kwargs) -> Tensor:
+        return Tensor.ones(*self.shape, **{"device": self.device, "dtype": self.dtype, **kwargs})
+
     # ---- properties and conversion ------------------------------------------------------
     @property
     def shape(self):

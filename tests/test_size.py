@@ -16,9 +16,10 @@ import tinygrad_mlp.tensor
 # primitives and torch's errors) 123, tensors inside the constructor's lists and __index__ 10,
 # advanced indexing (integer and bool arrays, bounds checked for CuPy, a Gather op) 38, tensor
 # exponents (a PowTensor op with torch's gradients) 16, item assignment, fill_/zero_/clone and
-# torch's method names of the operators 27, rand/full/arange/eye/zeros_like/ones_like 18.
+# torch's method names of the operators 27, rand/full/arange/eye/zeros_like/ones_like 18, the
+# ragged-list error and one basic-index test shared by [] and []= 9.
 # Grow it on purpose, never by packing code onto one line.
-CODE_LINE_BUDGET = 765
+CODE_LINE_BUDGET = 774
 
 
 def code_lines(path):

@@ -310,6 +310,8 @@ def test_constructor_takes_lists_of_tensors_as_torch():
     theirs = torch.tensor([[torch.tensor(1.0), 2.0], (3, torch.tensor(4.0))])
     assert ours.dtype == np.float32 and ours.shape == tuple(theirs.shape)
     _close(ours, theirs, "values")
+    with pytest.raises(ValueError, match="nested lists must be rectangular"):
+        Tensor([[1.0, 2.0], [3.0]])  # torch: ValueError too
 
 
 def test_integer_tensors_index_as_torch():

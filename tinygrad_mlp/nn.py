@@ -65,10 +65,7 @@ class Module:
         """Drop every parameter's gradient, or with ``set_to_none=False`` fill it with zeros
         (in place), as torch."""
         for p in self.parameters():
-            if set_to_none or p.grad is None:
-                p.grad = None
-            else:
-                p.grad.data[...] = 0
+            p.grad = None if set_to_none or p.grad is None else p.grad.zero_()
 
     def to(self, device):
         """Move every parameter to `device` in place (optimizers keep their references)."""
@@ -139,32 +136,20 @@ class ReLU(Module):
     def forward(self, x):
         return x.relu()
 
-    def __repr__(self):
-        return "ReLU()"
-
 
 class Tanh(Module):
     def forward(self, x):
         return x.tanh()
-
-    def __repr__(self):
-        return "Tanh()"
 
 
 class Sigmoid(Module):
     def forward(self, x):
         return x.sigmoid()
 
-    def __repr__(self):
-        return "Sigmoid()"
-
 
 class Identity(Module):
     def forward(self, x):
         return x
-
-    def __repr__(self):
-        return "Identity()"
 
 
 class Flatten(Module):
@@ -191,9 +176,6 @@ class CrossEntropyLoss(Module):
     def forward(self, logits, target):
         return F.cross_entropy(logits, target, **self.options)
 
-    def __repr__(self):
-        return "CrossEntropyLoss()"
-
 
 class MSELoss(Module):
     """``F.mse_loss`` with its reduction fixed at construction, as torch's module."""
@@ -203,9 +185,6 @@ class MSELoss(Module):
 
     def forward(self, prediction, target):
         return F.mse_loss(prediction, target, reduction=self.reduction)
-
-    def __repr__(self):
-        return "MSELoss()"
 
 
 class Sequential(Module):

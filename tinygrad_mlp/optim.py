@@ -79,10 +79,7 @@ class Optimizer:
         """Drop the gradients, or with ``set_to_none=False`` fill them with zeros (in place),
         as torch."""
         for p in self.params:
-            if set_to_none or p.grad is None:
-                p.grad = None
-            else:
-                p.grad.data[...] = 0
+            p.grad = None if set_to_none or p.grad is None else p.grad.zero_()
 
     def _buffers(self) -> dict[str, list]:
         return {}

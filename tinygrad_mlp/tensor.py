@@ -149,16 +149,23 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False, device=None, dtype=None):
         src = data.data if isinstance(data, Tensor) else data
-        if isinstance(src, (list, tuple)):  # may hold tensors (torch.tensor([t0, t1]) works)
-            src = _host_values(src)
+        fresh = isinstance(src, (list, tuple))
+        if fresh:  # a new host array; tensors inside are read too (torch.tensor([t0, t1]) works)
+            try:
+                src = np.asarray(src)
+                if src.dtype == object:
+                    src = np.asarray(_host_values(data))
+            except ValueError:
+                raise ValueError("Tensor: nested lists must be rectangular (every row of one "
+                                 "length)") from None
         if device is None:  # Python data (lists, scalars) goes to the CPU
-            device = "cpu" if isinstance(src, (list, tuple, int, float)) else _dev.device_of(src)
+            device = "cpu" if fresh or isinstance(src, (int, float)) else _dev.device_of(src)
         self.device = _dev.canonical(device)
         data = _dev.to_device(src, self.device)
         if dtype is None:
             dtype = np.float32 if data.dtype.kind == "f" else data.dtype
-        # A copy of the caller's array (none if to_device already made a fresh one).
-        data = data.astype(dtype, order="C", copy=data is src)
+        # A copy of the caller's array (none if it is already a fresh one).
+        data = data.astype(dtype, order="C", copy=data is src and not fresh)
         _dtypes.check(data.dtype, requires_grad)
         self.data, self.grad, self.requires_grad = data, None, requires_grad
         self.is_leaf, self._ctx = True, None
@@ -320,8 +327,7 @@ class Tensor:
             raise RuntimeError("item assignment into a tensor that requires grad: do it inside "
                                "no_grad() on a leaf (a graph cannot record it here)")
         parts = index if isinstance(index, tuple) else (index,)
-        if not all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))
-                   and not isinstance(p, bool) for p in parts):
+        if not Tensor._basic(parts):
             index = self._advanced_index(parts)
         self.data[index] = (value.to(self.device).data if isinstance(value, Tensor)
                             else self._other(value).data if np.ndim(value) == 0
@@ -712,10 +718,15 @@ class Tensor:
 
     def __getitem__(self, index):
         parts = index if isinstance(index, tuple) else (index,)
-        if all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))
-               and not isinstance(p, bool) for p in parts):
+        if Tensor._basic(parts):
             return Slice.apply(self, index=index)
         return Gather.apply(self, index=self._advanced_index(parts))
+
+    @staticmethod
+    def _basic(parts) -> bool:
+        """Only ints, slices, None and ...: NumPy's basic indexing (views, no arrays)."""
+        return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))
+                   and not isinstance(p, bool) for p in parts)
 
     def _advanced_index(self, parts) -> tuple:
         """Index parts with integer or bool arrays (tensors, lists, ranges, NumPy arrays) moved to

@@ -26,7 +26,6 @@ from . import distributed as _dist
 from . import functional as F
 
 DEFAULT_EPOCHS = 30
-FUSED_ENV = "TINYGRAD_MLP_FUSED"  # read by functional.use_fused: 0, false or no turn fusion off
 
 
 def _number(kind, low, inclusive=False, what="a number", high=None):
@@ -223,7 +222,7 @@ def parse_args(argv=None):
             parser.error(f"--{flag.replace('_', '-')}: an empty path; give a "
                          f"{'folder' if flag == 'data_dir' else 'file'}, or leave the flag out")
     try:
-        F.use_fused()  # reads FUSED_ENV: a value it does not know is an error, not a guess
+        F.use_fused()  # reads TINYGRAD_MLP_FUSED: an unknown value is an error, not a guess
     except ValueError as e:
         parser.error(str(e))
     kind = _path_kind(parser, "--resume", args.resume) if args.resume else "file"
